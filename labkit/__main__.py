@@ -1,0 +1,5 @@
+"""Run the ``labkit`` command as ``python -m labkit``."""
+
+from labkit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""The ``labkit`` command: one subcommand per area, each registered by its own module.
+
+Each module in ``COMMAND_MODULES`` defines ``register(subparsers)``, which adds its subcommand and
+sets ``handler`` (a function taking the parsed arguments and returning an exit code).
+
+>>> main(["assets"])                                        # doctest: +SKIP
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from labkit.assets import AssetError
+
+COMMAND_MODULES = [
+    "labkit.assets_cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labkit",
+        description="Tools of the course 'LLM Serving and Tokenization'.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log DEBUG messages too")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the subcommand and return its exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except AssetError as error:
+        # A missing model is the most common first-day problem: one line with the fix, no traceback.
+        print(f"labkit: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
