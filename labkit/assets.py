@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: in notebooks without ipywidgets it warns on import
 
 log = logging.getLogger(__name__)
 

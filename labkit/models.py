@@ -49,8 +49,15 @@ def load_model(model: str | os.PathLike = "smollm2", *, n_ctx: int = DEFAULT_CON
 
     path = resolve_model(model)
     started = time.perf_counter()
-    llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                seed=seed, verbose=False, **llama_kwargs)
+    try:
+        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+                    n_threads_batch=n_threads, seed=seed, verbose=False, **llama_kwargs)
+    except ValueError as error:
+        # llama-cpp-python reports any unreadable file as "Failed to load model from file".
+        raise assets.AssetError(
+            f"llama.cpp could not load {path}: it is not a valid GGUF model ({error}). "
+            "Check the path, or run `labkit assets fetch --force` for a course model."
+        ) from error
     log.info("loaded %s (%.0f MB) in %.1f s", path.name, path.stat().st_size / 1e6,
              time.perf_counter() - started)
     return llm
