@@ -17,10 +17,10 @@ A missing or corrupt file raises :class:`AssetError`, whose message names the co
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -199,7 +199,7 @@ def _fetch_sdist_members(requirement: str, prefix: str) -> Callable[[Artefact, b
 
 
 def _fetch_installed_package(package: str) -> Callable[[Artefact, bool], None]:
-    """Fetcher for files that ship inside an installed dependency: only installing helps."""
+    """Fetcher for files that ship inside an installed dependency, which only a reinstall can repair."""
 
     def fetch(artefact: Artefact, force: bool) -> None:
         raise AssetError(
@@ -212,7 +212,7 @@ def _fetch_installed_package(package: str) -> Callable[[Artefact, bool], None]:
 
 
 def _tiktoken_ext_data() -> Path:
-    spec = __import__("importlib.util").util.find_spec("tiktoken_ext")
+    spec = importlib.util.find_spec("tiktoken_ext")
     if spec is None or not spec.submodule_search_locations:
         return Path("/nonexistent/tiktoken_ext/data")
     return Path(list(spec.submodule_search_locations)[0]) / "data"
@@ -333,7 +333,7 @@ def _signature(path: Path) -> list[int]:
 
 @dataclass
 class Status:
-    """What ``labkit assets`` reports for one artefact."""
+    """Result of checking one artefact, as ``labkit assets`` shows it."""
 
     artefact: Artefact
     present: int          # files on disk
@@ -410,7 +410,6 @@ def clear_cache(name: str) -> None:
         for pinned in artefact.files:
             (artefact.folder() / pinned.relpath).unlink(missing_ok=True)
     _stamp_path(artefact).unlink(missing_ok=True)
-    shutil.rmtree(cache_dir() / "verified" / name, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
