@@ -1,0 +1,219 @@
+"""Vocabularies that labkit does not re-implement (SentencePiece, WordPiece, Unigram), run by llama.cpp.
+
+Llama 2 (``llama-spm``), Phi-3, Mistral and Gemma use SentencePiece-style tokenizers, whose
+algorithm differs from byte-level BPE. llama.cpp reads them from a GGUF with its vocabulary-only
+loader, ``llama_cpp.Llama(model_path, vocab_only=True)``, which loads no weights (a few hundred
+milliseconds even for the 253 MB Gemma 3 270M file). :class:`LlamaCppVocabulary` wraps it with the
+same methods as :class:`labkit.tokenize.vocabulary.Vocabulary`.
+
+>>> vocab = LlamaCppVocabulary(assets.llama_vocab_path("llama-spm"), name="llama-spm")  # doctest: +SKIP
+>>> vocab.encode("Hello world")                                                        # doctest: +SKIP
+[15043, 3186]
+>>> vocab.decode([15043, 3186])                                                        # doctest: +SKIP
+'Hello world'
+
+SentencePiece vocabularies put a space in front of the text (``tokenizer.ggml.add_space_prefix``),
+which is why " Hello" and "Hello" encode alike; decoding removes that one leading space, as
+llama.cpp's ``llama_detokenize`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from labkit.tokenize.errors import TokenizerError
+from labkit.tokenize.gguf_metadata import read_gguf_metadata
+from labkit.tokenize.gguf_vocab import ROLE_KEYS, TokenType
+from labkit.tokenize.specials import (
+    AllowedSpecial,
+    allowed_special_ids,
+    check_disallowed,
+    disallowed_strings,
+    partition,
+)
+from labkit.tokenize.vocabulary import replace_lone_surrogates
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence llama.cpp's C-level log lines (it writes to file descriptor 2, not to sys.stderr)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class LlamaCppVocabulary:
+    """A GGUF vocabulary run by llama.cpp, with the encode/decode methods of ``Vocabulary``."""
+
+    backend = "llama.cpp"
+
+    def __init__(self, path: str | os.PathLike, *, name: str | None = None, metadata: dict | None = None):
+        import llama_cpp  # imported here: loading the shared library takes a moment
+
+        self.path = Path(path)
+        if metadata is None:
+            metadata = read_gguf_metadata(self.path, raw_strings=True)
+        tokens = metadata.get("tokenizer.ggml.tokens")
+        if not tokens:
+            raise TokenizerError(f"{self.path} holds no tokenizer (no 'tokenizer.ggml.tokens' metadata)")
+        self.model_type = metadata.get("tokenizer.ggml.model")
+        self.name = name or str(metadata.get("general.name") or self.path.stem)
+        types = metadata.get("tokenizer.ggml.token_type") or [TokenType.NORMAL] * len(tokens)
+
+        self.special_tokens: dict[str, int] = {}
+        for token_id, (raw, token_type) in enumerate(zip(tokens, types)):
+            if token_type in (TokenType.CONTROL, TokenType.UNKNOWN):
+                self.special_tokens.setdefault(raw.decode("utf-8", "replace"), token_id)
+        self._special_ids = frozenset(self.special_tokens.values())
+        self.roles = {}
+        for role, key in ROLE_KEYS.items():
+            token_id = metadata.get(key)
+            if isinstance(token_id, int) and token_id in self._special_ids:
+                self.roles[role] = tokens[token_id].decode("utf-8", "replace")
+        self.add_space_prefix = bool(metadata.get("tokenizer.ggml.add_space_prefix", self.model_type == "llama"))
+
+        try:
+            with _quiet_stderr():
+                self._llama = llama_cpp.Llama(model_path=str(self.path), vocab_only=True, verbose=False)
+        except (ValueError, RuntimeError) as error:
+            raise TokenizerError(f"llama.cpp could not load the vocabulary in {self.path}: {error}") from None
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
+        self._token_to_piece = llama_cpp.llama_token_to_piece
+        self.n_vocab = self._llama.n_vocab()
+        self._pieces: dict[int, bytes] = {}
+
+    def __repr__(self) -> str:
+        return f"LlamaCppVocabulary({self.name!r}, n_vocab={self.n_vocab}, model={self.model_type!r})"
+
+    def _role_id(self, role: str) -> int | None:
+        string = self.roles.get(role)
+        return None if string is None else self.special_tokens[string]
+
+    @property
+    def bos_id(self) -> int | None:
+        return self._role_id("bos")
+
+    @property
+    def eos_id(self) -> int | None:
+        return self._role_id("eos")
+
+    @property
+    def pad_id(self) -> int | None:
+        return self._role_id("pad")
+
+    @property
+    def unk_id(self) -> int | None:
+        return self._role_id("unk")
+
+    # --- encoding -------------------------------------------------------------------------------
+
+    def _tokenize(self, text: str) -> list[int]:
+        if not text:
+            return []
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            data = replace_lone_surrogates(text).encode("utf-8")
+        return self._llama.tokenize(data, add_bos=False, special=False)
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Return the ids of ``text`` without BOS, special-token strings treated as ordinary text."""
+        if not isinstance(text, str):
+            raise TokenizerError(f"text must be a str, not {type(text).__name__}; decode bytes first")
+        return self._tokenize(text)
+
+    def encode(self, text: str, *, allowed_special: AllowedSpecial = (),
+               disallowed_special: AllowedSpecial = ()) -> list[int]:
+        """Return the ids of ``text``, special tokens handled as in ``Vocabulary.encode``.
+
+        Allowed special tokens are cut out first and the text between them is tokenized piece by
+        piece, which is what llama.cpp does with ``parse_special=true``.
+        """
+        if not isinstance(text, str):
+            raise TokenizerError(f"text must be a str, not {type(text).__name__}; decode bytes first")
+        allowed = allowed_special_ids(self.special_tokens, allowed_special)
+        disallowed = disallowed_strings(self.special_tokens, allowed.keys(), disallowed_special)
+        if disallowed:
+            check_disallowed(text, disallowed)
+        if not allowed:
+            return self._tokenize(text)
+        ids: list[int] = []
+        for fragment in partition(text, allowed):
+            if isinstance(fragment, int):
+                ids.append(fragment)
+            else:
+                ids.extend(self._tokenize(fragment))
+        return ids
+
+    # --- decoding -------------------------------------------------------------------------------
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """Return one token's bytes as llama.cpp renders it (special tokens as their text)."""
+        self._check_ids([token_id])
+        return self._piece(int(token_id))
+
+    def _piece(self, token_id: int) -> bytes:
+        piece = self._pieces.get(token_id)
+        if piece is None:
+            size = 64
+            while True:
+                buffer = ctypes.create_string_buffer(size)
+                written = self._token_to_piece(self._vocab, token_id, buffer, size, 0, True)
+                if written >= 0:
+                    break
+                size = -written  # a negative result is the size the piece needs
+            piece = buffer.raw[:written]
+            self._pieces[token_id] = piece
+        return piece
+
+    def _check_ids(self, ids: list) -> None:
+        for position, token_id in enumerate(ids):
+            if isinstance(token_id, bool) or not hasattr(token_id, "__index__"):
+                raise TokenizerError(f"token id at position {position} is {token_id!r}, not an integer")
+            if not 0 <= int(token_id) < self.n_vocab:
+                raise TokenizerError(f"token id {token_id} at position {position} is out of range for "
+                                     f"{self.name!r} (valid ids are 0 to {self.n_vocab - 1})")
+
+    def decode_bytes(self, ids: Iterable[int], *, skip_special_tokens: bool = False) -> bytes:
+        """Return the bytes of ``ids``, without the space that the space prefix put in front."""
+        ids = [int(i) for i in self._checked(ids)]
+        if skip_special_tokens:
+            ids = [i for i in ids if i not in self._special_ids]
+        pieces = [self._piece(i) for i in ids]
+        if pieces and self.add_space_prefix and pieces[0].startswith(b" "):
+            pieces[0] = pieces[0][1:]
+        return b"".join(pieces)
+
+    def _checked(self, ids: Iterable[int]) -> list:
+        ids = list(ids)
+        self._check_ids(ids)
+        return ids
+
+    def decode(self, ids: Iterable[int], *, errors: str = "replace", skip_special_tokens: bool = False) -> str:
+        """Return the text of ``ids``, decoded as UTF-8 with ``errors`` (default: U+FFFD for bad bytes)."""
+        data = self.decode_bytes(ids, skip_special_tokens=skip_special_tokens)
+        try:
+            return data.decode("utf-8", errors)
+        except UnicodeDecodeError as error:
+            raise TokenizerError(f"the tokens' bytes are not valid UTF-8 ({error.reason} at byte {error.start}); "
+                                 "decode with errors='replace' or use decode_bytes") from None
+        except LookupError:
+            raise TokenizerError(f"unknown decoding error handler {errors!r}; use 'replace', 'strict', "
+                                 "'ignore' or 'backslashreplace'") from None
+
+    def token_pieces(self, ids: Iterable[int]) -> list[str]:
+        """Return each token on its own, readable: UTF-8 where valid, ``\\xNN`` for other bytes."""
+        return [self.token_bytes(i).decode("utf-8", "backslashreplace") for i in ids]
