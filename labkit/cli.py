@@ -18,6 +18,7 @@ from labkit.assets import AssetError
 
 COMMAND_MODULES = [
     "labkit.assets_cli",
+    "labkit.grading.cli",
 ]
 
 
