@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "labkit.assets_cli",
     "labkit.grading.cli",
     "labkit.serve.cli",
+    "labkit.tokenize.cli",
 ]
 
 

@@ -97,5 +97,5 @@ def load_gguf_vocabulary(path: str | os.PathLike, *, name: str | None = None,
     pre_tokenizer = metadata.get("tokenizer.ggml.pre") or "default"
     if model == "gpt2" and pre_tokenizer in LLAMA_CPP_PRE_TOKENIZERS:
         return load_byte_level_gguf(path, name=name, backend=backend, metadata=metadata)
-    log.info("%s: %r tokenizer with pre-tokenizer %r runs on llama.cpp", path, model, pre_tokenizer)
+    log.debug("%s: %r tokenizer with pre-tokenizer %r runs on llama.cpp", path, model, pre_tokenizer)
     return LlamaCppVocabulary(path, name=name, metadata=metadata)

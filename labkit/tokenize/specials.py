@@ -12,7 +12,7 @@ tokenizer that turned user-typed ``"</s>"`` into the EOS id would let users inje
 >>> specials = {"<s>": 256, "</s>": 257}
 >>> partition("hi</s>", allowed_special_ids(specials, {"</s>"}))
 ['hi', 257]
->>> check_disallowed("hi</s>", disallowed_strings(specials, set(), "all"))
+>>> check_disallowed("hi</s>", disallowed_strings(specials, set(), "all"))  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 labkit.tokenize.errors.SpecialTokenError: text contains the special token '</s>' at character 2; ...

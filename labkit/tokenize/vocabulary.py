@@ -33,6 +33,7 @@ import tiktoken
 from labkit.tokenize.bpe import ReferenceBPE
 from labkit.tokenize.errors import TokenizerError
 from labkit.tokenize.fast import TiktokenBPE
+from labkit.tokenize.pretokenize import compile_pattern
 from labkit.tokenize.specials import (
     ROLES,
     AllowedSpecial,
@@ -90,6 +91,8 @@ class Vocabulary:
         self.roles = dict(roles or {})
         if not self.patterns:
             raise TokenizerError(f"vocabulary {name!r} needs at least one split pattern")
+        for pattern in self.patterns:
+            compile_pattern(pattern)  # an invalid pattern fails here, not at the first encode
         self._check_roles()
 
         self._decoder = self._build_decoder(n_vocab)
@@ -143,7 +146,11 @@ class Vocabulary:
         if backend not in BACKENDS:
             raise TokenizerError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if backend == "tiktoken":
-            self._encoder = TiktokenBPE(self.ranks, self.patterns, name=self.name)
+            try:
+                self._encoder = TiktokenBPE(self.ranks, self.patterns, name=self.name)
+            except ValueError as error:  # tiktoken's regex engine rejected a pattern
+                raise TokenizerError(f"tiktoken cannot build {self.name!r}: {error}; "
+                                     "use backend='python'") from None
         else:
             self._encoder = ReferenceBPE(self.ranks, self.patterns)
         self._backend = backend
