@@ -290,27 +290,11 @@ def test_bpe_with_ranks(student, reference):
                      "bpe_with_ranks joins parts in the wrong order")
 
 
-@functools.cache
 def _gpt2_ranks() -> dict[bytes, int]:
-    """GPT-2's ranks, read from llama.cpp's vocabulary file with gguf-py."""
-    from gguf import GGUFReader
+    """GPT-2's ranks as labkit reads them from llama.cpp's vocabulary file (cached by labkit)."""
+    from labkit.tokenize import load_vocabulary
 
-    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    characters = {byte: chr(byte) for byte in printable}
-    extra = iter(range(256, 512))
-    for byte in range(256):
-        if byte not in characters:
-            characters[byte] = chr(next(extra))
-    alphabet = {character: byte for byte, character in characters.items()}
-
-    path = assets.llama_vocab_path("gpt-2")
-    field = GGUFReader(path).fields["tokenizer.ggml.tokens"]
-    ranks = {}
-    for token_id, part in enumerate(field.data):
-        text = bytes(field.parts[part]).decode("utf-8")
-        if all(character in alphabet for character in text):
-            ranks[bytes(alphabet[character] for character in text)] = token_id
-    return ranks
+    return load_vocabulary("gpt-2").ranks
 
 
 def _llama_cpp_ids(vocabulary: str, text: str) -> list[int]:
