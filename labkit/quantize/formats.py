@@ -89,6 +89,19 @@ class BlockFormat:
         """Convert n ``layout`` records back to float32 values of shape (n, block_size)."""
         raise NotImplementedError
 
+    def invalid_blocks(self, records: np.ndarray) -> np.ndarray:
+        """Flag the blocks that llama.cpp's validation rejects: a NaN or infinite float16 field.
+
+        For the unblocked formats the value itself is checked. Returns a bool array of length n.
+        """
+        if self.layout.names is None:
+            return ~np.isfinite(self.dequantize_blocks(records)).all(axis=1)
+        invalid = np.zeros(len(records), dtype=bool)
+        for name in self.layout.names:
+            if self.layout[name] == np.dtype("<f2"):
+                invalid |= ~np.isfinite(records[name])
+        return invalid
+
     def __repr__(self) -> str:
         return (f"<{self.name}: {self.block_size} values in {self.type_size} bytes, "
                 f"{self.bits_per_weight:g} bits per weight>")

@@ -26,7 +26,8 @@ import numpy as np
 from gguf.constants import GGMLQuantizationType
 
 from labkit.quantize.formats import BlockFormat
-from labkit.quantize.rounding import nearest_int, sequential_sum, to_float16_and_back
+from labkit.quantize.rounding import (nearest_int, nearest_int_float, sequential_sum,
+                                      to_float16_and_back)
 
 QK_K = 256
 GROUP_MAX_EPS = np.float32(1e-15)  # below this, ggml treats a group of values as all zero
@@ -62,14 +63,14 @@ def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float,
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         iscale = _F32(nmax) / (high - low)
         scale = _F32(1) / iscale
-        levels = np.clip(nearest_int(iscale * (x - low)), 0, nmax).astype(_F32)
+        levels = nearest_int_float(iscale * (x - low), 0, nmax)
         diff = scale * levels + low - x
         best_error = sequential_sum(weights * (diff * diff))
 
         for step in range(nstep + 1):
             factor = _F32(rmin) + _F32(rdelta) * _F32(step) + _F32(nmax)
             iscale = factor / (high - low)
-            candidate = np.clip(nearest_int(iscale * (x - low)), 0, nmax).astype(_F32)
+            candidate = nearest_int_float(iscale * (x - low), 0, nmax)
             weighted = weights * candidate                                   # w*l
             sum_l = sequential_sum(weighted)
             sum_l2 = sequential_sum(weighted * candidate)                    # (w*l)*l
@@ -110,7 +111,7 @@ def make_qx_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
     weights = x * x
 
     def levels_for(iscale):
-        return np.clip(nearest_int(iscale * x[:, None, :]), -nmax, nmax - 1).astype(_F32)
+        return nearest_int_float(iscale * x[:, None, :], -nmax, nmax - 1)
 
     # The first candidate and the 18 alternatives go through the same arithmetic, so they share
     # one array whose axis 1 is the candidate, in C's order (i = 0 first, then -9..-1, 1..9).
@@ -192,7 +193,7 @@ class Q4_K(BlockFormat):
         d = d.reshape(1, -1)
         dm = dm.reshape(1, -1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            requantized = np.clip(nearest_int((x + dm) / d), 0, 15).astype(_F32)
+            requantized = nearest_int_float((x + dm) / d, 0, 15)
         levels = np.where(d != 0, requantized, levels)
 
         out["qs"] = pack_q4_k_values(levels.T.reshape(n, QK_K).astype(np.uint8))
@@ -278,7 +279,7 @@ class Q6_K(BlockFormat):
         # Quantize again against the stored scales; a zero scale keeps the search's integers.
         d = (to_float16_and_back(out["d"])[:, None] * scale_codes.astype(_F32)).reshape(1, -1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            requantized = np.clip(nearest_int(x / d), -32, 31).astype(_F32) + _F32(32)
+            requantized = nearest_int_float(x / d, -32, 31) + _F32(32)
         levels = np.where(d != 0, requantized, levels)
 
         out["ql"], out["qh"] = pack_q6_k_values(levels.T.reshape(n, QK_K).astype(np.uint8))

@@ -25,7 +25,7 @@ QK = 32  # values per block in every format of this module
 
 def _low_byte_as_int8(values: np.ndarray) -> np.ndarray:
     """Keep the low byte of int32 values as a signed byte, like a C cast to ``int8_t``."""
-    return (values & 0xFF).astype(np.uint8).view(np.int8).astype(np.int32)
+    return values.astype(np.int8)
 
 
 def _value_with_max_magnitude(blocks: np.ndarray) -> np.ndarray:
@@ -82,11 +82,11 @@ class Q4_0(BlockFormat):
         d = _value_with_max_magnitude(blocks) / np.float32(-8)
         scaled = blocks * _inverse_or_zero(d)
         with np.errstate(invalid="ignore"):
-            q = np.minimum(15, _low_byte_as_int8(truncate_to_int(scaled + np.float32(8.5)))) & 0xFF
+            q = np.minimum(15, _low_byte_as_int8(truncate_to_int(scaled + np.float32(8.5)))).astype(np.uint8)
 
         out = np.empty(len(blocks), dtype=self.layout)
         out["d"] = d[:, 0]
-        out["qs"] = (q[:, :16] | (q[:, 16:] << 4)) & 0xFF
+        out["qs"] = q[:, :16] | (q[:, 16:] << 4)
         return out
 
     def dequantize_blocks(self, records):
@@ -109,12 +109,12 @@ class Q4_1(BlockFormat):
         d = (high - low) / np.float32(15)
         scaled = (blocks - low) * _inverse_or_zero(d)
         with np.errstate(invalid="ignore"):
-            q = np.minimum(15, _low_byte_as_int8(truncate_to_int(scaled + np.float32(0.5)))) & 0xFF
+            q = np.minimum(15, _low_byte_as_int8(truncate_to_int(scaled + np.float32(0.5)))).astype(np.uint8)
 
         out = np.empty(len(blocks), dtype=self.layout)
         out["d"] = d[:, 0]
         out["m"] = low[:, 0]
-        out["qs"] = (q[:, :16] | (q[:, 16:] << 4)) & 0xFF
+        out["qs"] = q[:, :16] | (q[:, 16:] << 4)
         return out
 
     def dequantize_blocks(self, records):
@@ -134,7 +134,7 @@ class Q5_0(BlockFormat):
         d = _value_with_max_magnitude(blocks) / np.float32(-16)
         scaled = blocks * _inverse_or_zero(d)
         with np.errstate(invalid="ignore"):
-            q = np.minimum(31, _low_byte_as_int8(truncate_to_int(scaled + np.float32(16.5)))) & 0xFF
+            q = np.minimum(31, _low_byte_as_int8(truncate_to_int(scaled + np.float32(16.5)))).astype(np.uint8)
 
         fifth_bits = ((q >> 4) & 1).astype(np.uint32) << np.arange(QK, dtype=np.uint32)
         out = np.empty(len(blocks), dtype=self.layout)

@@ -17,7 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 _MAGIC_ROUNDING_CONSTANT = np.float32(12582912.0)  # 1.5 * 2**23
+_NEAREST_INT_RANGE = np.float32(4194303.0)          # where ggml's nearest_int is exact
 _INT32_MIN = np.int32(-(2**31))
+_LIMIT = np.float32(2.0**31)
+_LARGEST_BELOW_HALF = np.nextafter(np.float32(0.5), np.float32(0))
 
 
 def nearest_int(values: np.ndarray) -> np.ndarray:
@@ -32,16 +35,32 @@ def nearest_int(values: np.ndarray) -> np.ndarray:
     return (shifted & np.int32(0x007FFFFF)) - np.int32(0x00400000)
 
 
+def nearest_int_float(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Return ``float(MAX(low, MIN(high, nearest_int(value))))`` for each value, in float32.
+
+    This is the common case of :func:`nearest_int` and a clamp, done without integer arrays:
+    for |value| <= 4194303, adding and subtracting 1.5 * 2**23 rounds half to even exactly.
+    Arrays with larger values, inf or NaN take the bit-exact integer path.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    if values.size and values.max() <= _NEAREST_INT_RANGE and values.min() >= -_NEAREST_INT_RANGE:
+        rounded = values + _MAGIC_ROUNDING_CONSTANT
+        rounded -= _MAGIC_ROUNDING_CONSTANT
+    else:
+        rounded = nearest_int(values).astype(np.float32)
+    np.maximum(rounded, np.float32(low), out=rounded)
+    np.minimum(rounded, np.float32(high), out=rounded)
+    return rounded
+
+
 def round_half_away_from_zero(values: np.ndarray) -> np.ndarray:
     """Round like C ``roundf``: halves go away from zero (numpy's ``rint`` sends them to even).
 
-    ``value - trunc(value)`` is exact in float32, so the comparison with 0.5 sees the true
-    fraction; adding 0.5 and truncating would round 0.49999997 up.
+    Adding the largest float32 below 0.5 (with the value's sign) and truncating is exact: adding
+    0.5 itself would round 0.49999997 up, because the sum 0.99999997 rounds to 1.0 in float32.
     """
     values = np.asarray(values, dtype=np.float32)
-    whole = np.trunc(values)
-    fraction = np.abs(values - whole)
-    return whole + np.where(fraction >= np.float32(0.5), np.sign(values), np.float32(0))
+    return np.trunc(values + np.copysign(_LARGEST_BELOW_HALF, values))
 
 
 def truncate_to_int(values: np.ndarray) -> np.ndarray:
@@ -52,7 +71,9 @@ def truncate_to_int(values: np.ndarray) -> np.ndarray:
     scale underflows (subnormal weights), and C then keeps the low byte of INT32_MIN, i.e. 0.
     """
     values = np.asarray(values, dtype=np.float32)
-    in_range = np.abs(values) < np.float32(2.0**31)  # False for NaN too
+    if values.size and _LIMIT > values.max() and values.min() > -_LIMIT:  # False if any NaN
+        return values.astype(np.int32)
+    in_range = np.abs(values) < _LIMIT
     safe = np.where(in_range, values, np.float32(0))
     return np.where(in_range, np.trunc(safe).astype(np.int32), _INT32_MIN)
 
