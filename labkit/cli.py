@@ -19,6 +19,7 @@ from labkit.assets import AssetError
 COMMAND_MODULES = [
     "labkit.assets_cli",
     "labkit.grading.cli",
+    "labkit.quantize.cli",
     "labkit.serve.cli",
     "labkit.tokenize.cli",
 ]
