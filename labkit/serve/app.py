@@ -291,8 +291,19 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        wrapped = ServeError(str(error.detail), code="not_found" if error.status_code == 404 else None)
+        if error.status_code == 404:
+            message, code = (f"No route {request.url.path}; the API serves {', '.join(sorted(_ROUTES))}.",
+                             "not_found")
+        elif error.status_code == 413:
+            message, code = str(error.detail), PayloadTooLarge.code
+        elif error.status_code == 405:
+            message, code = (f"Method {request.method} is not allowed on {request.url.path}.",
+                             "method_not_allowed")
+        else:
+            message, code = str(error.detail), None
+        wrapped = ServeError(message, code=code)
         wrapped.status_code = error.status_code
+        log.info("rejected %s %s: %d %s", request.method, request.url.path, error.status_code, message)
         return _error_response(wrapped)
 
     @app.exception_handler(Exception)
@@ -301,26 +312,48 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error_response(EngineFailure(f"internal error: {type(error).__name__}"))
 
 
+_UNION_MEMBERS = {"str", "int", "list[str]", "list[int]", "list[list[int]]", "list[TextPart]", "none"}
+
+
 def _invalid_request(error: RequestValidationError) -> InvalidRequest:
     """Turn FastAPI's validation errors into one OpenAI-style 400 naming the first bad field."""
-    first = error.errors()[0]
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    errors = error.errors()
+    first = errors[0]
     if first.get("type") == "json_invalid":
-        return InvalidRequest(f"The request body is not valid JSON: {first.get('ctx', {}).get('error', first['msg'])}. "
-                              "Send a JSON object with Content-Type: application/json.", code="invalid_json")
-    # Union types add the member type to the location (``prompt.str``); keep the field path.
-    location = [part for part in location if part not in {"str", "int", "list[str]", "list[int]",
-                                                          "list[list[int]]", "list[TextPart]"}]
+        reason = first.get("ctx", {}).get("error", first["msg"])
+        return InvalidRequest(f"The request body is not valid JSON: {reason}. Send a JSON object "
+                              "with Content-Type: application/json.", code="invalid_json")
+
+    def split_location(details) -> tuple[list[str], str | None]:
+        # A union adds the member it tried to the location (``prompt.list[int].0``); return the
+        # field path before that member, and the member.
+        path = [str(p) for p in details.get("loc", ()) if p != "body"]
+        for i, part in enumerate(path):
+            if part in _UNION_MEMBERS:
+                return path[:i], part
+        return path, None
+
+    location, _ = split_location(first)
     param = ".".join(location) or None
+    message = first["msg"].removeprefix("Value error, ")
     if first.get("type") == "missing":
-        message = f"Missing required parameter: '{param}'."
-    elif first.get("type") == "extra_forbidden":
-        message = f"Unrecognized request argument supplied: {param}"
-    elif first.get("type") == "model_attributes_type" and not location:
-        message = "The request body must be a JSON object."
-    else:
-        message = f"Invalid value for '{param}': {first['msg']}." if param else f"Invalid request: {first['msg']}."
-    return InvalidRequest(message, param=param)
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
+    if first.get("type") == "extra_forbidden":
+        return InvalidRequest(f"Unrecognized request argument supplied: {param}", param=param)
+    if first.get("type") == "model_attributes_type" and not location:
+        return InvalidRequest("The request body must be a JSON object.")
+    if param is None:
+        return InvalidRequest(f"Invalid request: {message}.")
+
+    forms = []
+    for details in errors:
+        path, member = split_location(details)
+        if path == location and member is not None and member not in forms:
+            forms.append(member)
+    if len(forms) > 1:
+        return InvalidRequest(f"Invalid value for '{param}': it matches none of the accepted forms "
+                              f"({', '.join(forms)}).", param=param)
+    return InvalidRequest(f"Invalid value for '{param}': {message}.", param=param)
 
 
 # -- middleware (plain ASGI, so streamed responses pass through untouched) ---------------------
@@ -349,7 +382,9 @@ class _BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise too_large
+                    # FastAPI turns errors while reading a body into a 400 but passes HTTPException
+                    # through, so the 413 travels as one and is reshaped by the error handler.
+                    raise StarletteHTTPException(413, detail=too_large.message)
             return message
 
         await self.app(scope, limited_receive, send)

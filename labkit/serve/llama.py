@@ -79,13 +79,17 @@ class LlamaModel:
         self._control_texts: dict[str, int] | None = None
 
     @classmethod
-    def load(cls, model: str | os.PathLike) -> "LlamaModel":
-        """Load a course alias (``"smollm2"``, ``"gemma3-270m"``) or a GGUF path, weights on the CPU."""
+    def load(cls, model: str | os.PathLike, *, vocab_only: bool = False) -> "LlamaModel":
+        """Load a course alias (``"smollm2"``, ``"gemma3-270m"``) or a GGUF path, weights on the CPU.
+
+        ``vocab_only`` reads only the vocabulary and metadata: enough to tokenize, not to decode.
+        """
         llama_cpp = _llama_cpp()
         path = models.resolve_model(model)
         started = time.perf_counter()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 0
+        params.vocab_only = vocab_only
         handle = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         if not handle:
             raise RuntimeError(f"llama.cpp could not load {path}; check that it is a valid GGUF file.")

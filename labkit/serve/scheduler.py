@@ -265,13 +265,18 @@ class Scheduler:
         # Rows arrive in prompt order, and the row at position p predicts the token at p + 1.
         following = prompt[len(sequence.prompt_logprobs)]
         logprobs = log_softmax(self.context.logits(row))
-        sequence.prompt_logprobs.append(self._logprob_entry(following, logprobs))
+        sequence.prompt_logprobs.append(self._logprob_entry(following, logprobs,
+                                                            sequence.request.top_logprobs or 0))
 
     def _sample(self, sequence: _Sequence, logits: np.ndarray) -> None:
         request = sequence.request
         if request.prompt_logprobs and not sequence.prompt_logprobs_sent and not sequence.prompt_logprobs:
             # A one-token prompt has no prompt rows to score, only its unpredicted first token.
             sequence.prompt_logprobs.append(self._logprob_entry(request.prompt[0], None))
+        if request.max_tokens == 0:
+            # max_tokens=0 with echo scores the prompt and generates nothing.
+            self._finish(sequence, "length")
+            return
         token = request.sampler.sample(logits)
 
         if self.model.is_end_of_generation(token):
