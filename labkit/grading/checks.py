@@ -85,7 +85,7 @@ def _call_failure_message(failure: CallFailed) -> str:
     if failure.kind == "timeout":
         return f"{name} did not return within the time limit (an endless loop, or a slow algorithm)"
     if failure.kind == "lost":
-        return f"the notebook process ended while {name} ran: {detail.get('message', '')}".rstrip(": ")
+        return f"the notebook process ended while {name} ran ({detail.get('message', 'no reason known')})"
     if failure.kind == "invalid":
         return f"{name} returned a value the grader cannot read ({detail.get('message', '')})"
     where = ""

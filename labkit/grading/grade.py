@@ -96,7 +96,8 @@ class GradingSession:
     def _all_failed(self, report: SubmissionReport, reason: str) -> SubmissionReport:
         report.output = reason
         report.tests = [TestResult(check.labkit_check.behaviour, 0.0, check.labkit_check.points,
-                                   "failed", f"Not graded: {reason}") for check in self.checks]
+                                   "failed", f"Not graded: {reason}", check.labkit_check.name)
+                        for check in self.checks]
         return report
 
     def grade(self, submission: Path) -> SubmissionReport:
@@ -136,7 +137,8 @@ class GradingSession:
             problems = [outcome.describe() for outcome in outcomes if outcome.status != "ok"]
             report.tests.append(TestResult(
                 NOTEBOOK_RUN_TEST, 0.0, 0.0, "failed" if problems else "passed",
-                "\n".join(problems[:15]) if problems else f"{len(outcomes)} code cells ran"))
+                "\n".join(problems[:15]) if problems else f"{len(outcomes)} code cells ran",
+                "notebook_runs"))
             if lab_of_notebook is None:
                 report.output = (f"This notebook has no lab id in its metadata; it was graded as "
                                  f"lab {self.lab.id}.")
@@ -149,12 +151,13 @@ class GradingSession:
             if time.monotonic() > deadline:
                 report.tests.append(TestResult(info.behaviour, 0.0, info.points, "failed",
                                                "Not run: the submission used up its grading time "
-                                               f"({CHECKS_BUDGET_SECONDS:.0f} s)."))
+                                               f"({CHECKS_BUDGET_SECONDS:.0f} s).", info.name))
                 continue
             try:
                 check(student, self.reference)
             except CheckFailed as failure:
-                report.tests.append(TestResult(info.behaviour, 0.0, info.points, "failed", str(failure)))
+                report.tests.append(TestResult(info.behaviour, 0.0, info.points, "failed",
+                                               str(failure), info.name))
                 continue
             except GraderError:
                 raise
@@ -164,9 +167,10 @@ class GradingSession:
                 report.tests.append(TestResult(
                     info.behaviour, 0.0, info.points, "failed",
                     f"the value your function returned has an unexpected type or shape "
-                    f"({type(error).__name__} while checking it)"))
+                    f"({type(error).__name__} while checking it)", info.name))
                 continue
-            report.tests.append(TestResult(info.behaviour, info.points, info.points, "passed"))
+            report.tests.append(TestResult(info.behaviour, info.points, info.points, "passed",
+                                           check=info.name))
 
 
 def grade_many(session: GradingSession, submissions: list[Path], *, jobs: int = 2,

@@ -61,7 +61,7 @@ def _databricks_stand_in() -> Iterator[dict[str, str]]:
 LABS: dict[str, Lab] = {lab.id: lab for lab in [
     Lab("1.1", "Implement a custom tokenizer", "lab_1_1_tokenizer.ipynb",
         "tests/grading/test_lab_1_1.py",
-        Limits(cell_seconds=60, notebook_seconds=150, call_seconds=10)),
+        Limits(cell_seconds=30, notebook_seconds=120, call_seconds=10)),
     Lab("1.2", "Call Foundation Model APIs", "lab_1_2_foundation_model_apis.ipynb",
         "tests/grading/test_lab_1_2.py",
         Limits(cell_seconds=90, notebook_seconds=200, call_seconds=30, memory_mb=3072),

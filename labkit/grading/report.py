@@ -27,6 +27,7 @@ class TestResult:
     max_score: float
     status: str            # "passed" | "failed"
     output: str = ""
+    check: str = ""        # the check function's name, for tests and logs (not sent to Gradescope)
 
     def to_gradescope(self) -> dict:
         return {"name": self.name, "score": self.score, "max_score": self.max_score,

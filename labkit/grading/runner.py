@@ -74,7 +74,7 @@ class CellOutcome:
         if self.status == "timeout":
             return f"{where}: stopped after its time limit"
         if self.status == "fatal":
-            return f"{where}: {self.error['message'] if self.error else 'ended the process'}"
+            return f"{where}: {self.error['message'] if self.error else 'the process ended'}"
         return f"{where}: skipped ({self.error['message'] if self.error else 'not run'})"
 
 
@@ -97,16 +97,17 @@ class ProcessEnded(Exception):
 
 
 def _describe_exit(returncode: int | None, memory_mb: int) -> str:
+    """Say how a notebook process ended, as a clause: "it was killed (SIGKILL) ..."."""
     if returncode is None:
-        return "stopped answering and was killed"
+        return "it stopped answering and was killed"
     if returncode < 0:
         name = signal.Signals(-returncode).name
         if -returncode == signal.SIGKILL:
-            return f"was killed ({name}); it may have exceeded the {memory_mb} MB memory limit"
+            return f"it was killed ({name}), possibly for exceeding the {memory_mb} MB memory limit"
         if -returncode == signal.SIGXCPU:
-            return f"was killed ({name}) after using its CPU time"
-        return f"was killed by {name}"
-    return f"ended the process with exit code {returncode} (sys.exit or os._exit)"
+            return f"it was killed ({name}) after using up its CPU time"
+        return f"it was killed by {name}"
+    return f"it exited with code {returncode} (sys.exit or os._exit)"
 
 
 class NotebookProcess:
@@ -125,13 +126,14 @@ class NotebookProcess:
         self.extra_env = env or {}
         self.label = label
         self.outcomes: list[CellOutcome] = []
-        self.fatal_cells: set[int] = set()
+        self.fatal_cells: dict[int, str] = {}  # cell index -> what it did to the process
         self.restarts_left = limits.restarts
         self.output_tail = ""
         self._process: subprocess.Popen | None = None
         self._answers: queue.Queue = queue.Queue()
         self._workdir: Path | None = None
         self._ran = False
+        self._closed = False
         self._lock = threading.Lock()
 
     # -- process life ----------------------------------------------------------------------------
@@ -153,6 +155,8 @@ class NotebookProcess:
         return env
 
     def _start(self) -> None:
+        if self._closed:
+            raise ProcessEnded("the grader closed this notebook process")
         self._workdir = Path(tempfile.mkdtemp(prefix="labkit-grade-"))
         cpu_seconds = int(self.limits.notebook_seconds + 20 * self.limits.call_seconds + 60)
         command = [sys.executable, "-m", "labkit.grading.sandbox",
@@ -182,8 +186,9 @@ class NotebookProcess:
                 answers.put(None)
                 return
             if len(line) > MAX_MESSAGE_CHARS:
-                answers.put({"status": "invalid", "reason": "answer larger than 16 MiB"})
                 process.kill()
+                answers.put({"status": "invalid", "fatal": True,
+                             "reason": f"the value is larger than {MAX_MESSAGE_CHARS >> 20} MiB"})
                 return
             try:
                 answers.put(wire.loads(line))
@@ -239,7 +244,8 @@ class NotebookProcess:
             self._workdir = None
 
     def close(self) -> None:
-        """Stop the process and delete its folder."""
+        """Stop the process and delete its folder; nothing restarts it afterwards."""
+        self._closed = True
         if self._process is not None:
             self._send({"op": "exit"})
             try:
@@ -269,10 +275,10 @@ class NotebookProcess:
                 self._run_once()
                 return
             except ProcessEnded:
-                if self.restarts_left <= 0:
+                if self.restarts_left <= 0 or self._closed:
                     return
                 self.restarts_left -= 1
-                log.info("%s: running the notebook again without cells %s", self.label,
+                log.info("%s: running the notebook again without code cells %s", self.label,
                          sorted(i + 1 for i in self.fatal_cells))
 
     def _run_once(self) -> None:
@@ -282,7 +288,7 @@ class NotebookProcess:
         for index, source in enumerate(self.cells):
             if index in self.fatal_cells:
                 self.outcomes.append(CellOutcome(index, "skipped", error={
-                    "message": "it ended the process in an earlier run"}))
+                    "message": f"in an earlier run, {self.fatal_cells[index]}"}))
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -294,12 +300,22 @@ class NotebookProcess:
             try:
                 answer = self._receive(timeout + GRACE_SECONDS)
             except ProcessEnded as ended:
-                self.fatal_cells.add(index)
-                self.outcomes.append(CellOutcome(index, "fatal", error={"message": str(ended)}))
+                self.fatal_cells[index] = f"the process ended here: {ended}"
+                self.outcomes.append(CellOutcome(index, "fatal", error={
+                    "message": f"the process ended here: {ended}"}))
                 self.outcomes += [CellOutcome(i, "skipped", error={"message": "the process ended"})
                                   for i in range(index + 1, len(self.cells))]
                 raise
-            self.outcomes.append(self._cell_outcome(index, answer))
+            outcome = self._cell_outcome(index, answer)
+            if outcome.error and outcome.error.get("type") == "MemoryError":
+                # What the cell allocated may still be held by its variables, and every later
+                # cell and call would fail for it: run the notebook again without this cell.
+                message = f"MemoryError: it exceeded the {self.limits.memory_mb} MB memory limit"
+                self.fatal_cells[index] = message
+                self.outcomes.append(CellOutcome(index, "fatal", outcome.seconds, {"message": message}))
+                self._kill()
+                raise ProcessEnded("MemoryError")
+            self.outcomes.append(outcome)
 
     @staticmethod
     def _cell_outcome(index: int, answer: dict) -> CellOutcome:
@@ -335,6 +351,8 @@ class NotebookProcess:
                 answer = self._receive(self.limits.call_seconds + GRACE_SECONDS)
             except ProcessEnded as ended:
                 raise CallFailed("lost", name, {"message": str(ended)}) from None
+            if answer.get("fatal"):
+                self._kill()  # the reader stopped; the next call starts a new process
 
         status = answer.get("status")
         if status == "ok":
@@ -348,9 +366,9 @@ class NotebookProcess:
 
     def _restart_for_calls(self, name: str) -> None:
         if self.restarts_left <= 0:
-            raise CallFailed("lost", name, {"message": "the notebook process ended earlier and "
-                                                       "was restarted as often as allowed"})
+            raise CallFailed("lost", name, {"message": "it ended earlier and was restarted "
+                                                       "as often as allowed"})
         self.restarts_left -= 1
         self._run_locked()
         if self._process is None:
-            raise CallFailed("lost", name, {"message": "the notebook process could not be started again"})
+            raise CallFailed("lost", name, {"message": "it could not be started again"})

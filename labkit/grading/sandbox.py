@@ -241,7 +241,14 @@ class NotebookServer:
             else:
                 answer = {"status": "error", "error": {"type": "ProtocolError",
                                                        "message": f"unknown op {message['op']!r}"}}
-            self.out.write(wire.dumps(answer) + "\n")
+            try:
+                line = wire.dumps(answer)
+            except (MemoryError, ValueError) as error:
+                # A returned value too large (or too strange) to serialize is the student's
+                # value, not a crash of this process.
+                line = wire.dumps({"status": "invalid", "reason": f"{type(error).__name__} "
+                                                                  "while sending the value"})
+            self.out.write(line + "\n")
             self.out.flush()
 
 

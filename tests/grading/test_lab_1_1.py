@@ -210,22 +210,23 @@ SPECIALS = {"<|endoftext|>": 400, "<|im_start|>": 401, "<|im_start|>user": 402, 
 def test_special_tokens(student, reference):
     """allowed special tokens become their ids; everything else, disallowed specials included, is ordinary text"""
     merges = reference.train_bpe(_training_corpus(), 300)
-    cases = [
-        ("<|endoftext|>hello<|endoftext|>", {"<|endoftext|>"}),
-        ("<|endoftext|><|endoftext|>", {"<|endoftext|>"}),
-        ("user says <|endoftext|> and <pad>", {"<pad>"}),
-        ("<|im_start|>user\nhi<|im_start|>assistant", {"<|im_start|>", "<|im_start|>user"}),
-        ("no specials here", set(SPECIALS)),
-        ("<|endoftext|> not allowed", set()),
-    ]
-    for text, allowed in cases:
-        expect_equal(student.encode_with_specials(text, merges, SPECIALS, allowed),
-                     reference.encode_with_specials(text, merges, SPECIALS, allowed),
-                     "encode_with_specials gives different ids from the reference")
     text = "ignore previous instructions<|endoftext|><|im_start|>"
     expect_equal(student.encode_with_specials(text, merges, SPECIALS, set()),
                  reference.encode(text, merges),
                  "with no allowed specials, special strings must be encoded as ordinary text")
+    expect_equal(student.encode_with_specials("user says <|endoftext|> and <pad>", merges, SPECIALS, {"<pad>"}),
+                 reference.encode_with_specials("user says <|endoftext|> and <pad>", merges, SPECIALS, {"<pad>"}),
+                 "a special that is not in allowed_special must be encoded as ordinary text")
+    cases = [
+        ("<|endoftext|>hello<|endoftext|>", {"<|endoftext|>"}),
+        ("<|endoftext|><|endoftext|>", {"<|endoftext|>"}),
+        ("<|im_start|>user\nhi<|im_start|>assistant", {"<|im_start|>", "<|im_start|>user"}),
+        ("no specials here", set(SPECIALS)),
+    ]
+    for text, allowed in cases:
+        expect_equal(student.encode_with_specials(text, merges, SPECIALS, allowed),
+                     reference.encode_with_specials(text, merges, SPECIALS, allowed),
+                     "encode_with_specials gives different ids from the reference when specials are allowed")
     expect_raises(student, "ValueError",
                   "encode_with_specials should reject an allowed special that is not in specials",
                   "encode_with_specials", "x", merges, SPECIALS, {"<unknown>"})
