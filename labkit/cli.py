@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "labkit.quantize.cli",
     "labkit.serve.cli",
     "labkit.tokenize.cli",
+    "labkit.databricks.cli",
+    "labkit.costs.cli",
 ]
 
 
