@@ -173,9 +173,11 @@ def quantize(values: np.ndarray, fmt: str | int | BlockFormat) -> np.ndarray:
 
     blocks = values.reshape(-1, fmt.block_size)
     out = np.empty(len(blocks), dtype=fmt.layout)
-    for start in range(0, len(blocks), fmt.chunk_blocks):
-        stop = start + fmt.chunk_blocks
-        out[start:stop] = fmt.quantize_blocks(np.ascontiguousarray(blocks[start:stop]))
+    # Overflow to inf and inf * 0 are part of the C arithmetic being reproduced, not mistakes.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for start in range(0, len(blocks), fmt.chunk_blocks):
+            stop = start + fmt.chunk_blocks
+            out[start:stop] = fmt.quantize_blocks(np.ascontiguousarray(blocks[start:stop]))
     return out.view(np.uint8).reshape(*values.shape[:-1], fmt.row_bytes(values.shape[-1]))
 
 
@@ -195,8 +197,9 @@ def dequantize(data: np.ndarray, fmt: str | int | BlockFormat) -> np.ndarray:
 
     records = np.ascontiguousarray(data).reshape(-1).view(fmt.layout)
     out = np.empty((len(records), fmt.block_size), dtype=np.float32)
-    for start in range(0, len(records), fmt.chunk_blocks):
-        stop = start + fmt.chunk_blocks
-        out[start:stop] = fmt.dequantize_blocks(records[start:stop])
+    with np.errstate(over="ignore", invalid="ignore"):      # an inf scale times 0 gives NaN, as in C
+        for start in range(0, len(records), fmt.chunk_blocks):
+            stop = start + fmt.chunk_blocks
+            out[start:stop] = fmt.dequantize_blocks(records[start:stop])
     n_per_row = data.shape[-1] // fmt.type_size * fmt.block_size
     return out.reshape(*data.shape[:-1], n_per_row)

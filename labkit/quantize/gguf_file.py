@@ -243,7 +243,8 @@ class _Cursor:
         remaining = self.size - self.offset
         if count * min_bytes_each > remaining:
             raise self.fail(f"the header claims {count} {what}, which cannot fit in the "
-                            f"{remaining} bytes left at offset {self.offset}; the file is corrupt")
+                            f"{remaining} bytes left at offset {self.offset}; the file is "
+                            "truncated or corrupt")
 
 
 def _value_type(cursor: _Cursor, code: int, where: str) -> GGUFValueType:

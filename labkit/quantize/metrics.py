@@ -237,3 +237,71 @@ def evaluation_prompts(n_prompts: int = 8, n_chars: int = 200) -> list[str]:
     names = sorted(topics)
     step = max(1, len(names) // n_prompts)
     return [" ".join(topics[name].split())[:n_chars] for name in names[::step][:n_prompts]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The measured table
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class VariantMeasurement:
+    """One row of the quantization table: a model file measured against the baseline."""
+
+    name: str
+    file_bytes: int
+    bits_per_weight: float          # tensor data only, as llama.cpp reports it
+    median_error: float             # median relative error over the 2-D weight tensors
+    max_error: float
+    perplexity: float
+    tokens_per_second: float
+    identical_fraction: float       # greedy continuations equal to the baseline's
+    mean_matching_prefix: float
+
+    def as_row(self, baseline: "VariantMeasurement | None" = None) -> dict:
+        row = {
+            "variant": self.name,
+            "size (MB)": round(self.file_bytes / 1e6, 1),
+            "bits/weight": round(self.bits_per_weight, 2),
+            "median rel. error": f"{self.median_error:.2%}",
+            "max rel. error": f"{self.max_error:.2%}",
+            "perplexity": round(self.perplexity, 3),
+            "decode tok/s": round(self.tokens_per_second, 1),
+            "same greedy output": f"{self.identical_fraction:.0%}",
+            "tokens before first difference": round(self.mean_matching_prefix, 1),
+        }
+        if baseline is not None:
+            row["size vs baseline"] = f"{self.file_bytes / baseline.file_bytes:.0%}"
+            row["perplexity change"] = f"{self.perplexity - baseline.perplexity:+.3f}"
+        return row
+
+
+def measure_variants(baseline_path: os.PathLike | str, variants: dict[str, os.PathLike | str], *,
+                     baseline_name: str = "baseline", n_tokens: int = 2048, n_ctx: int = 512, n_prompts: int = 8,
+                     n_generate: int = 32, max_rows: int | None = None,
+                     threads: int = DEFAULT_THREADS) -> list[VariantMeasurement]:
+    """Measure the baseline and each variant: size, bits per weight, error, perplexity, speed.
+
+    ``variants`` maps a display name to a file; the baseline itself is measured first (its
+    error is 0 and its greedy output agrees with itself by definition).
+    """
+    text = evaluation_text()
+    prompts = evaluation_prompts(n_prompts)
+    reference = greedy_generate(baseline_path, prompts, n_tokens=n_generate, threads=threads)
+
+    measurements = []
+    for name, path in [(baseline_name, baseline_path), *variants.items()]:
+        with read_gguf(path) as model:
+            bits = 8 * model.tensor_data_bytes / model.n_elements
+            matrices = {t.name for t in model.tensors if len(t.shape) >= 2}
+        errors = tensor_errors(baseline_path, path, max_rows=max_rows) if path != baseline_path else {}
+        matrix_errors = [e for n, e in errors.items() if n in matrices] or [0.0]
+        generated = reference if path == baseline_path else \
+            greedy_generate(path, prompts, n_tokens=n_generate, threads=threads)
+        agreement = greedy_agreement(reference.tokens, generated.tokens)
+        result = perplexity(path, text, n_tokens=n_tokens, n_ctx=n_ctx, threads=threads)
+        measurements.append(VariantMeasurement(
+            name, Path(path).stat().st_size, bits, float(np.median(matrix_errors)),
+            float(np.max(matrix_errors)), result.perplexity, generated.tokens_per_second,
+            agreement.identical_fraction, agreement.mean_matching_prefix,
+        ))
+    return measurements

@@ -85,12 +85,11 @@ class TensorPlan:
 def use_more_bits(layer: int, n_layers: int) -> bool:
     """Return whether Q4_K_M gives this layer's attn_v / ffn_down more bits (Q6_K).
 
-    The first and last eighth of the layers qualify, and every third layer in between.
-    C's ``%`` truncates toward zero, which matters for the negative differences of early layers.
+    The first and last eighth of the layers qualify, and every third layer in between. (C's
+    ``%`` differs from Python's for negative numbers, but the difference is negative only for
+    layers that the first condition already selects.)
     """
-    difference = layer - n_layers // 8
-    remainder = abs(difference) % 3 * (1 if difference >= 0 else -1)
-    return layer < n_layers // 8 or layer >= 7 * n_layers // 8 or remainder == 2
+    return layer < n_layers // 8 or layer >= 7 * n_layers // 8 or (layer - n_layers // 8) % 3 == 2
 
 
 def llama_cpp_order(tensors: list[TensorInfo]) -> list[TensorInfo]:
