@@ -35,7 +35,12 @@ from labkit.tokenize.specials import (
     disallowed_strings,
     partition,
 )
-from labkit.tokenize.vocabulary import replace_lone_surrogates
+from labkit.tokenize.vocabulary import check_error_handler, replace_lone_surrogates
+
+
+# Texts longer than this many characters go to llama.cpp's SentencePiece in pieces (see
+# LlamaCppVocabulary._tokenize_in_pieces).
+LONG_TEXT = 1 << 14
 
 
 @contextlib.contextmanager
@@ -94,6 +99,8 @@ class LlamaCppVocabulary:
         self._token_to_piece = llama_cpp.llama_token_to_piece
         self.n_vocab = self._llama.n_vocab()
         self._pieces: dict[int, bytes] = {}
+        self._token_texts: list[bytes] = tokens
+        self._merged_characters: frozenset[str] | None = None
 
     def __repr__(self) -> str:
         return f"LlamaCppVocabulary({self.name!r}, n_vocab={self.n_vocab}, model={self.model_type!r})"
@@ -124,10 +131,68 @@ class LlamaCppVocabulary:
         if not text:
             return []
         try:
-            data = text.encode("utf-8")
+            text.encode("utf-8")
         except UnicodeEncodeError:
-            data = replace_lone_surrogates(text).encode("utf-8")
-        return self._llama.tokenize(data, add_bos=False, special=False)
+            text = replace_lone_surrogates(text)
+        if self.model_type != "llama" or len(text) <= LONG_TEXT:
+            return self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return self._tokenize_in_pieces(text)
+
+    def _tokenize_in_pieces(self, text: str) -> list[int]:
+        """Tokenize a long text for SentencePiece in pieces that give the same ids as the whole.
+
+        NOTE: llama.cpp's SentencePiece byte fallback (``resegment`` in src/llama-vocab.cpp, as
+        vendored in llama-cpp-python 0.3.36) reserves its output vector one symbol larger each time,
+        which makes long runs of characters outside the vocabulary quadratic: 64 000 "\x01"
+        characters take 0.6 s and a megabyte would take minutes. Cutting only before a character
+        that no multi-character token contains keeps the ids exact, because no merge can cross
+        such a cut.
+        """
+        ids: list[int] = []
+        for index, piece in enumerate(self._cut_long_text(text)):
+            piece_ids = self._llama.tokenize(piece.encode("utf-8"), add_bos=False, special=False)
+            if index > 0 and self.add_space_prefix:
+                # llama.cpp put a space ("▁") in front of this piece too; it cannot have merged with the
+                # piece's first character, so it is exactly the tokens of "▁" alone.
+                prefix = self._space_prefix_ids()
+                if piece_ids[:len(prefix)] != prefix:
+                    raise AssertionError(f"unexpected tokens {piece_ids[:4]} at a cut of {self.name}")
+                piece_ids = piece_ids[len(prefix):]
+            ids.extend(piece_ids)
+        return ids
+
+    def _cut_long_text(self, text: str) -> list[str]:
+        safe_start = self._characters_in_merged_tokens()
+        pieces = []
+        start = 0
+        position = start + LONG_TEXT
+        while position < len(text):
+            if text[position] not in safe_start:
+                pieces.append(text[start:position])
+                start = position
+                position = start + LONG_TEXT
+            else:
+                position += 1
+        pieces.append(text[start:])
+        return pieces
+
+    def _characters_in_merged_tokens(self) -> frozenset[str]:
+        """Characters of all tokens longer than one character (SentencePiece's "▁" read as a space)."""
+        if self._merged_characters is None:
+            characters: set[str] = set()
+            for raw in self._token_texts:
+                text = raw.decode("utf-8", "replace").replace("\u2581", " ")
+                if len(text) > 1:
+                    characters.update(text)
+            self._merged_characters = frozenset(characters)
+        return self._merged_characters
+
+    def _space_prefix_ids(self) -> list[int]:
+        """Ids of "▁" alone: its token, or its three byte tokens when the vocabulary lacks it."""
+        ids_of = {raw: token_id for token_id, raw in enumerate(self._token_texts)}
+        if "\u2581".encode("utf-8") in ids_of:
+            return [ids_of["\u2581".encode("utf-8")]]
+        return [ids_of[f"<0x{b:02X}>".encode("ascii")] for b in "\u2581".encode("utf-8")]
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Return the ids of ``text`` without BOS, special-token strings treated as ordinary text."""
@@ -204,15 +269,13 @@ class LlamaCppVocabulary:
 
     def decode(self, ids: Iterable[int], *, errors: str = "replace", skip_special_tokens: bool = False) -> str:
         """Return the text of ``ids``, decoded as UTF-8 with ``errors`` (default: U+FFFD for bad bytes)."""
+        check_error_handler(errors)
         data = self.decode_bytes(ids, skip_special_tokens=skip_special_tokens)
         try:
             return data.decode("utf-8", errors)
         except UnicodeDecodeError as error:
             raise TokenizerError(f"the tokens' bytes are not valid UTF-8 ({error.reason} at byte {error.start}); "
                                  "decode with errors='replace' or use decode_bytes") from None
-        except LookupError:
-            raise TokenizerError(f"unknown decoding error handler {errors!r}; use 'replace', 'strict', "
-                                 "'ignore' or 'backslashreplace'") from None
 
     def token_pieces(self, ids: Iterable[int]) -> list[str]:
         """Return each token on its own, readable: UTF-8 where valid, ``\\xNN`` for other bytes."""

@@ -164,10 +164,10 @@ def train_bpe(
     """
     split_pattern = NAMED_PATTERNS.get(pattern, pattern)
     specials = special_tokens.roles() if special_tokens is not None else {}
-    n_merges = vocab_size - 256 - len(specials)
-    if not isinstance(vocab_size, int) or n_merges < 0:
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 256 + len(specials):
         raise TokenizerError(f"vocab_size={vocab_size!r} is too small: it must hold the 256 byte tokens and "
                              f"{len(specials)} special tokens, so it must be at least {256 + len(specials)}")
+    n_merges = vocab_size - 256 - len(specials)
     documents = [text] if isinstance(text, str) else list(text)
     if any(not isinstance(d, str) for d in documents):
         raise TokenizerError("training text must be a str or an iterable of str")

@@ -25,6 +25,7 @@ Policies, the same in both backends:
 
 from __future__ import annotations
 
+import codecs
 import logging
 from typing import Iterable, Literal, Mapping, Sequence
 
@@ -47,6 +48,15 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["tiktoken", "python"]
 BACKENDS = ("tiktoken", "python")
+
+
+def check_error_handler(errors: str) -> None:
+    """Raise TokenizerError unless ``errors`` names a registered codec error handler such as "replace"."""
+    try:
+        codecs.lookup_error(errors)
+    except (LookupError, TypeError):
+        raise TokenizerError(f"unknown decoding error handler {errors!r}; use 'replace', 'strict', "
+                             "'ignore' or 'backslashreplace'") from None
 
 
 def replace_lone_surrogates(text: str) -> str:
@@ -301,15 +311,13 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int], *, errors: str = "replace", skip_special_tokens: bool = False) -> str:
         """Return the text of ``ids``: their bytes decoded as UTF-8 with ``errors`` (see the module docstring)."""
+        check_error_handler(errors)
         data = self.decode_bytes(ids, skip_special_tokens=skip_special_tokens)
         try:
             return data.decode("utf-8", errors)
         except UnicodeDecodeError as error:
             raise TokenizerError(f"the tokens' bytes are not valid UTF-8 ({error.reason} at byte {error.start}); "
                                  "decode with errors='replace' or use decode_bytes") from None
-        except LookupError:
-            raise TokenizerError(f"unknown decoding error handler {errors!r}; use 'replace', 'strict', "
-                                 "'ignore' or 'backslashreplace'") from None
 
     def token_pieces(self, ids: Iterable[int]) -> list[str]:
         """Return each token on its own, readable: UTF-8 where valid, ``\\xNN`` for other bytes."""
