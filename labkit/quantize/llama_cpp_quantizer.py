@@ -12,6 +12,7 @@ lines are captured and only shown when quantization fails.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -24,16 +25,27 @@ from labkit.quantize.recipes import FILE_TYPES
 
 @contextlib.contextmanager
 def _captured_stderr():
-    """Redirect file descriptor 2 (where C code writes) to a temporary file; yields the file."""
+    """Capture what llama.cpp logs; yields a function that returns the captured text.
+
+    llama-cpp-python forwards llama.cpp's log to Python's ``sys.stderr`` (a Jupyter stream in
+    notebooks), and C code may also write to file descriptor 2 directly, so both are redirected.
+    """
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), 2)
+    python_log = io.StringIO()
+    with tempfile.TemporaryFile(mode="w+b") as c_log:
+        os.dup2(c_log.fileno(), 2)
         try:
-            yield capture
+            with contextlib.redirect_stderr(python_log):
+                yield lambda: python_log.getvalue() + _read_all(c_log)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def _read_all(handle) -> str:
+    handle.seek(0)
+    return handle.read().decode("utf-8", "replace")
 
 
 def quantize_with_llama_cpp(input_path: os.PathLike | str, output_path: os.PathLike | str,
@@ -53,13 +65,12 @@ def quantize_with_llama_cpp(input_path: os.PathLike | str, output_path: os.PathL
     params.allow_requantize = allow_requantize
     params.nthread = threads
 
-    with _captured_stderr() as log:
+    with _captured_stderr() as captured_log:
         started = time.perf_counter()
         status = llama_cpp.llama_model_quantize(str(input_path).encode(), str(output_path).encode(),
                                                 params)
         seconds = time.perf_counter() - started
-        log.seek(0)
-        lines = log.read().decode("utf-8", "replace").splitlines()
+        lines = captured_log().splitlines()
     if status != 0:
         Path(output_path).unlink(missing_ok=True)
         tail = "\n".join(lines[-5:])

@@ -190,7 +190,8 @@ def quantize_model(input_path: os.PathLike | str, output_path: os.PathLike | str
     :class:`labkit.quantize.gguf_file.GGUFError` for an unreadable input and
     :class:`QuantizeError` for weights that cannot be converted (NaN or infinity, overflow).
     """
-    from tqdm.auto import tqdm
+    # Plain tqdm: text on stderr in terminals and notebooks alike (no ipywidgets needed).
+    from tqdm import tqdm
 
     if file_type not in FILE_TYPES:
         raise QuantizeError(f"unknown file type {file_type!r}; choose one of {', '.join(FILE_TYPES)}")
