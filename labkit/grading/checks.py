@@ -105,9 +105,12 @@ class Notebook:
     their methods.
     """
 
-    def __init__(self, process: NotebookProcess, *, trusted: bool = False):
+    def __init__(self, process: NotebookProcess, *, trusted: bool = False,
+                 env: dict[str, str] | None = None):
         self.process = process
         self.trusted = trusted
+        self.env = env or {}          # what the lab's services gave this notebook (a host, say)
+        self.state: dict[str, Any] = {}  # values checks share, such as a client handle
         self._cache: dict[str, Any] = {}
         # Names that ran past the time limit once: calling them again would spend the whole
         # grading budget on one endless loop.
@@ -135,6 +138,17 @@ class Notebook:
         if key is not None:
             self._cache[key] = value
         return value
+
+    def library(self, target: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a library function in the notebook's process (``"module:attr"``), not student code.
+
+        Checks use it to build objects that only live there, a client for example.
+        """
+        module, _, attr = target.partition(":")
+        try:
+            return self.process.call({"module": module, "attr": attr}, *args, **kwargs)
+        except CallFailed as failure:
+            raise GraderError(f"calling {target} in the notebook process failed: {failure}") from None
 
     def method(self, handle: wire.Handle, name: str, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(handle, wire.Handle):

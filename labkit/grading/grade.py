@@ -69,20 +69,20 @@ class GradingSession:
         self.protect = [Path(p).resolve() for p in protect]
         self.checks: list[Callable] = load_checks(lab.checks_path(root))
         self.max_score = sum(check.labkit_check.points for check in self.checks)
-        self.env: dict[str, str] = {}
         self.reference: Notebook | None = None
         self._stack = ExitStack()
 
     def __enter__(self) -> "GradingSession":
         try:
-            self.env = self._stack.enter_context(self.lab.services())
+            env = self._stack.enter_context(self.lab.services())
             solution = read_notebook(self.lab.solution_path(self.root))
-            process = NotebookProcess(code_cells(solution), self.lab.limits, env=self.env,
+            process = NotebookProcess(code_cells(solution), self.lab.limits, env=env,
                                       label=f"reference {self.lab.id}")
             self._stack.enter_context(process)
-            self.reference = Notebook(process, trusted=True)
-            # Run the reference while the first submission runs: the two overlap on two cores.
-            threading.Thread(target=process.run, daemon=True).start()
+            self.reference = Notebook(process, trusted=True, env=env)
+            if self.lab.uses_reference:
+                # Run the reference while the first submission runs: the two overlap on two cores.
+                threading.Thread(target=process.run, daemon=True).start()
         except BaseException:
             self._stack.close()
             raise
@@ -131,8 +131,9 @@ class GradingSession:
             return
 
         deny, allow = confinement_paths(self.root, submission, self.protect)
-        with NotebookProcess(code_cells(notebook), self.lab.limits, deny=deny, allow=allow,
-                             env=self.env, label=submission.name) as process:
+        with self.lab.services() as env, \
+                NotebookProcess(code_cells(notebook), self.lab.limits, deny=deny, allow=allow,
+                                env=env, label=submission.name) as process:
             outcomes = process.run()
             problems = [outcome.describe() for outcome in outcomes if outcome.status != "ok"]
             report.tests.append(TestResult(
@@ -142,7 +143,7 @@ class GradingSession:
             if lab_of_notebook is None:
                 report.output = (f"This notebook has no lab id in its metadata; it was graded as "
                                  f"lab {self.lab.id}.")
-            self._run_checks(report, Notebook(process))
+            self._run_checks(report, Notebook(process, env=env))
 
     def _run_checks(self, report: SubmissionReport, student: Notebook) -> None:
         deadline = time.monotonic() + CHECKS_BUDGET_SECONDS

@@ -36,8 +36,11 @@ class Lab:
     notebook: str                      # the same file name in solutions/ and labs/
     checks: str                        # path inside the course folder
     limits: Limits = Limits()
-    # Starts what the notebooks need (a server, say) and yields environment variables for them.
+    # Starts what one notebook needs (its own server, say) and yields environment variables for
+    # it. Each notebook gets its own, so nothing one submission configures reaches another.
     services: Callable[[], ContextManager[dict[str, str]]] = field(default=_no_services, repr=False)
+    # Whether the checks compare with the reference solution; if not, it is only run on demand.
+    uses_reference: bool = True
 
     def solution_path(self, root: Path) -> Path:
         return root / "solutions" / self.notebook
@@ -51,7 +54,7 @@ class Lab:
 
 @contextlib.contextmanager
 def _databricks_stand_in() -> Iterator[dict[str, str]]:
-    """Start the local Databricks stand-in for lab 1.2 and point the notebooks at it."""
+    """Start a private Databricks stand-in for one lab 1.2 notebook and point it there."""
     from labkit.grading.services import databricks_stand_in
 
     with databricks_stand_in() as env:
@@ -65,7 +68,7 @@ LABS: dict[str, Lab] = {lab.id: lab for lab in [
     Lab("1.2", "Call Foundation Model APIs", "lab_1_2_foundation_model_apis.ipynb",
         "tests/grading/test_lab_1_2.py",
         Limits(cell_seconds=90, notebook_seconds=200, call_seconds=30, memory_mb=3072),
-        services=_databricks_stand_in),
+        services=_databricks_stand_in, uses_reference=False),
     Lab("1.3", "Compare token costs across models", "lab_1_3_token_costs.ipynb",
         "tests/grading/test_lab_1_3.py",
         Limits(cell_seconds=60, notebook_seconds=150, call_seconds=15, memory_mb=3072)),

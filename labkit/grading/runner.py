@@ -328,19 +328,24 @@ class NotebookProcess:
 
     # -- calling into the notebook --------------------------------------------------------------
 
-    def call(self, target: str | tuple[wire.Handle, str], *args: Any, **kwargs: Any) -> Any:
-        """Call a function the notebook defined (or ``(handle, "method")``) and return its value.
+    def call(self, target: str | tuple[wire.Handle, str] | dict, *args: Any, **kwargs: Any) -> Any:
+        """Call a function the notebook defined and return its value.
 
-        Raises :class:`CallFailed` when there is no value to compare.
+        ``target`` is a name in the notebook, ``(handle, "method")``, or
+        ``{"module": ..., "attr": ...}`` for a library function. Raises :class:`CallFailed`
+        when there is no value to compare.
         """
-        name = target if isinstance(target, str) else f"{target[0].type_name}.{target[1]}"
+        if isinstance(target, dict):
+            name = f"{target['module']}.{target['attr']}"
+        else:
+            name = target if isinstance(target, str) else f"{target[0].type_name}.{target[1]}"
         with self._lock:
             if not self._ran:
                 self._run_locked()
                 self._ran = True
             if self._process is None:
                 self._restart_for_calls(name)
-            wire_target = target if isinstance(target, str) else {
+            wire_target = target if isinstance(target, (str, dict)) else {
                 "handle": target[0].id, "attr": target[1]}
             message = {"op": "call", "target": wire_target,
                        "args": wire.encode_value(list(args)),

@@ -188,6 +188,13 @@ class NotebookServer:
         return answer
 
     def _resolve_target(self, target: Any):
+        if isinstance(target, dict) and "module" in target:
+            import importlib
+
+            found = importlib.import_module(target["module"])
+            for part in target["attr"].split("."):
+                found = getattr(found, part, None)
+            return found
         if isinstance(target, str):
             namespace = self.shell.user_ns
             if target not in namespace or target.startswith("_"):

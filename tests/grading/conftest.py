@@ -36,12 +36,14 @@ def lab_session(request):
         pytest.skip(f"{path.name} is lab {notebook_lab(notebook)}, not lab {lab.id}")
 
     deny, allow = confinement_paths(root, path)
-    with lab.services() as env:
-        solution = read_notebook(lab.solution_path(root))
-        with NotebookProcess(code_cells(solution), lab.limits, env=env, label="reference") as ref, \
-                NotebookProcess(code_cells(notebook), lab.limits, env=env, deny=deny,
-                                allow=allow, label=path.name) as student:
-            yield Notebook(student), Notebook(ref, trusted=True)
+    solution = read_notebook(lab.solution_path(root))
+    # Each notebook gets its own services (a private stand-in server for lab 1.2).
+    with lab.services() as reference_env, lab.services() as student_env, \
+            NotebookProcess(code_cells(solution), lab.limits, env=reference_env,
+                            label="reference") as ref, \
+            NotebookProcess(code_cells(notebook), lab.limits, env=student_env, deny=deny,
+                            allow=allow, label=path.name) as student:
+        yield Notebook(student, env=student_env), Notebook(ref, trusted=True, env=reference_env)
 
 
 @pytest.fixture
