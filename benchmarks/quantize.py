@@ -16,10 +16,16 @@ greedy agreement with the baseline, all through llama.cpp on one thread.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# Python puts this script's folder first on sys.path, where benchmark scripts named after stdlib
+# modules (benchmarks/tokenize.py) would shadow them; labkit is imported from the project instead.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
