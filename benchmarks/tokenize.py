@@ -21,7 +21,7 @@ import os
 import sys
 
 # This file shares its name with the standard library's tokenize module, which logging and
-# linecache import; drop this folder from the import path so they find the standard one.
+# linecache import. Dropping this folder from the import path lets them find the standard one.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
@@ -88,7 +88,7 @@ def best_time(function, repeat: int) -> tuple[float, object]:
 
 
 def corpus(kilobytes: int) -> list[str]:
-    """The first ``kilobytes`` of CPython's pydoc topics, whole documents in sorted key order."""
+    """Return the first ``kilobytes`` of CPython's pydoc topics, whole documents in sorted key order."""
     documents, size = [], 0
     for key in sorted(pydoc_data.topics.topics):
         if size >= kilobytes * 1000:

@@ -10,11 +10,16 @@ Count and inspect tokens of a real model's vocabulary by name (or a GGUF path)::
     >>> vocab.decode(ids), vocab.n_vocab, vocab.name                                     # doctest: +SKIP
     ('Hello world, <s> stays text.', 128256, 'llama-bpe')
 
-``load_vocabulary(name_or_path)`` accepts ``"gpt-2"``, ``"llama-bpe"`` (Llama 3), ``"llama-spm"``
-(Llama 2 and Mixtral-style SentencePiece, 32 000 tokens), ``"qwen2"``, ``"phi-3"``, ``"cl100k"``
-(GPT-4, GPT-3.5, DBRX), ``"gemma3-270m"`` (Gemma 3, read from the model's GGUF), ``"smollm2"``, every
-other llama.cpp vocabulary name (``labkit.assets.llama_vocab_names()``), a GGUF path or a saved
-vocabulary (``.json``). Every returned object has:
+``load_vocabulary(name_or_path)`` accepts these names and files:
+
+* ``"gpt-2"``, ``"llama-bpe"`` (Llama 3), ``"qwen2"``, ``"phi-3"``;
+* ``"llama-spm"`` (Llama 2 and Mixtral-style SentencePiece, 32 000 tokens);
+* ``"cl100k"`` (GPT-4, GPT-3.5, DBRX);
+* ``"gemma3-270m"`` (Gemma 3, read from the model's GGUF) and ``"smollm2"``;
+* every other llama.cpp vocabulary name (``labkit.assets.llama_vocab_names()``);
+* a GGUF path, or a vocabulary saved with ``save_vocabulary`` (``.json``).
+
+Every returned object has:
 
 * ``encode(text) -> list[int]``: ordinary text, no BOS added, special-token strings such as
   ``"<s>"`` encoded as plain text (``allowed_special=`` / ``disallowed_special=`` change that);
@@ -31,20 +36,28 @@ Modules: :mod:`.pretokenize` (split patterns), :mod:`.bpe` (readable encoder), :
 :mod:`.serialization` (save/load), :mod:`.incremental` (streaming decoding).
 """
 
+from labkit.tokenize.batch import Batch, encode_batch
 from labkit.tokenize.errors import SpecialTokenError, TokenizerError
 from labkit.tokenize.incremental import IncrementalDecoder
 from labkit.tokenize.llama_cpp_vocab import LlamaCppVocabulary
 from labkit.tokenize.registry import load_vocabulary, vocabulary_names
+from labkit.tokenize.serialization import load_vocabulary_file, save_vocabulary
 from labkit.tokenize.specials import SpecialTokenNames
+from labkit.tokenize.train import train_bpe
 from labkit.tokenize.vocabulary import Vocabulary
 
 __all__ = [
+    "Batch",
     "IncrementalDecoder",
     "LlamaCppVocabulary",
     "SpecialTokenError",
     "SpecialTokenNames",
     "TokenizerError",
     "Vocabulary",
+    "encode_batch",
     "load_vocabulary",
+    "load_vocabulary_file",
+    "save_vocabulary",
+    "train_bpe",
     "vocabulary_names",
 ]

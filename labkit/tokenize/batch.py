@@ -1,7 +1,7 @@
 """Batches for model input: BOS/EOS, truncation, padding to one length, numpy ids and attention mask.
 
-A model consumes a rectangle of ids, so sequences of different lengths are padded with the PAD id,
-and the attention mask (1 = real token, 0 = padding) tells the model which positions to ignore.
+A model consumes a rectangle of ids, so sequences of different lengths are padded with the PAD id.
+The attention mask (1 = real token, 0 = padding) marks the positions the model must ignore.
 Causal language models that generate from the end of the prompt are usually padded on the left,
 so that every row's last real token sits in the last column.
 
@@ -53,8 +53,8 @@ def _check_choice(argument: str, value: str, choices: tuple[str, ...]) -> None:
         raise TokenizerError(f"{argument}={value!r} is not valid; choose one of {choices}")
 
 
-def _role_id(vocab, role: str, given: int | None, argument: str) -> int:
-    token_id = given if given is not None else getattr(vocab, f"{role}_id", None)
+def _role_id(vocab, role: str, explicit_id: int | None, argument: str) -> int:
+    token_id = explicit_id if explicit_id is not None else getattr(vocab, f"{role}_id", None)
     if token_id is None:
         raise TokenizerError(f"vocabulary {vocab.name!r} has no {role.upper()} token; pass {argument}=<id> "
                              f"(for padding, the EOS id is a common choice) or turn the option off")

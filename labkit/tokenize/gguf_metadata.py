@@ -107,8 +107,8 @@ class _Cursor:
 def _read_array(cursor: _Cursor, raw_strings: bool) -> list:
     item_type = cursor.value_type()
     count = cursor.scalar(ValueType.UINT64)
-    # Every item takes at least one byte, so a count beyond the file size can only be corruption;
-    # checking it here avoids allocating a huge list before failing.
+    # Every item takes at least one byte, so a count beyond the file size can only be corruption.
+    # Checking it here avoids allocating a huge list before failing.
     if count > len(cursor.data) - cursor.offset:
         raise cursor.fail(f"an array claims {count} items, more than the bytes left in the file")
 

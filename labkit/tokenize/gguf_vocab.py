@@ -94,7 +94,7 @@ def _metadata_value(metadata: dict, key: str, path: str):
     try:
         return metadata[key]
     except KeyError:
-        raise TokenizerError(f"{path} has no {key!r} metadata, so it holds no byte-level BPE vocabulary") from None
+        raise TokenizerError(f"{path} has no {key!r} metadata, so it contains no byte-level BPE vocabulary; check the file") from None
 
 
 def _decode_token_text(raw: bytes, token_id: int, path: str) -> str:
@@ -109,7 +109,7 @@ def vocabulary_from_gguf_metadata(metadata: dict, *, path: str, name: str | None
     """Build a Vocabulary from the metadata of a byte-level BPE GGUF (see the module docstring)."""
     model = metadata.get("tokenizer.ggml.model")
     if model != "gpt2":
-        raise TokenizerError(f"{path} holds a {model!r} tokenizer, not byte-level BPE ('gpt2'); "
+        raise TokenizerError(f"{path} contains a {model!r} tokenizer, not byte-level BPE ('gpt2'); "
                              "load it with labkit.tokenize.load_vocabulary, which uses llama.cpp for it")
     pre_tokenizer = metadata.get("tokenizer.ggml.pre") or "default"
     patterns = llama_cpp_patterns(pre_tokenizer)
@@ -141,7 +141,7 @@ def vocabulary_from_gguf_metadata(metadata: dict, *, path: str, name: str | None
         else:
             extra[token_id] = text.encode("utf-8")
 
-    # Step 2: BPE may only produce single bytes and the results of merges; any other NORMAL token
+    # Step 2: BPE may only produce single bytes and the results of merges. Any other NORMAL token
     # (present in some converted vocabularies) is kept for decoding only.
     token_id_of = {text: i for i, text in enumerate(texts)}
     reachable = {token_id for token, token_id in normal.items() if len(token) == 1}

@@ -13,7 +13,7 @@ same methods as :class:`labkit.tokenize.vocabulary.Vocabulary`.
 'Hello world'
 
 SentencePiece vocabularies put a space in front of the text (``tokenizer.ggml.add_space_prefix``),
-which is why " Hello" and "Hello" encode alike; decoding removes that one leading space, as
+which is why " Hello" and "Hello" encode alike. Decoding removes that one leading space, as
 llama.cpp's ``llama_detokenize`` does.
 """
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -45,19 +46,24 @@ LONG_TEXT = 1 << 14
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Silence llama.cpp's C-level log lines (it writes to file descriptor 2, not to sys.stderr)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+    """Silence llama.cpp's log lines while a vocabulary loads.
+
+    llama.cpp writes some lines to file descriptor 2 directly and llama-cpp-python forwards others
+    to ``sys.stderr`` from its log callback, so both are redirected.
+    """
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            saved = os.dup(2)
+        except OSError:
             yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+            return
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class LlamaCppVocabulary:
@@ -73,7 +79,7 @@ class LlamaCppVocabulary:
             metadata = read_gguf_metadata(self.path, raw_strings=True)
         tokens = metadata.get("tokenizer.ggml.tokens")
         if not tokens:
-            raise TokenizerError(f"{self.path} holds no tokenizer (no 'tokenizer.ggml.tokens' metadata)")
+            raise TokenizerError(f"{self.path} contains no tokenizer (the 'tokenizer.ggml.tokens' metadata is missing); use a GGUF model or vocabulary file")
         self.model_type = metadata.get("tokenizer.ggml.model")
         self.name = name or str(metadata.get("general.name") or self.path.stem)
         types = metadata.get("tokenizer.ggml.token_type") or [TokenType.NORMAL] * len(tokens)
@@ -142,9 +148,9 @@ class LlamaCppVocabulary:
         """Tokenize a long text for SentencePiece in pieces that give the same ids as the whole.
 
         NOTE: llama.cpp's SentencePiece byte fallback (``resegment`` in src/llama-vocab.cpp, as
-        vendored in llama-cpp-python 0.3.36) reserves its output vector one symbol larger each time,
-        which makes long runs of characters outside the vocabulary quadratic: 64 000 "\x01"
-        characters take 0.6 s and a megabyte would take minutes. Cutting only before a character
+        vendored in llama-cpp-python 0.3.36) grows its output vector by one symbol at a time. Long
+        runs of characters outside the vocabulary are therefore quadratic: 64 000 "\x01"
+        characters take 0.6 s, and a megabyte would take minutes. Cutting only before a character
         that no multi-character token contains keeps the ids exact, because no merge can cross
         such a cut.
         """
@@ -152,8 +158,8 @@ class LlamaCppVocabulary:
         for index, piece in enumerate(self._cut_long_text(text)):
             piece_ids = self._llama.tokenize(piece.encode("utf-8"), add_bos=False, special=False)
             if index > 0 and self.add_space_prefix:
-                # llama.cpp put a space ("▁") in front of this piece too; it cannot have merged with the
-                # piece's first character, so it is exactly the tokens of "▁" alone.
+                # llama.cpp put a space ("▁") in front of this piece too. It cannot have merged with
+                # the piece's first character, so it is exactly the tokens of "▁" alone.
                 prefix = self._space_prefix_ids()
                 if piece_ids[:len(prefix)] != prefix:
                     raise AssertionError(f"unexpected tokens {piece_ids[:4]} at a cut of {self.name}")

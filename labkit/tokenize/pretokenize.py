@@ -8,9 +8,9 @@ with GPT-2's pattern " dog" can become one token but "dog." cannot.
 >>> split_text("Hello world's 12345!", (GPT2_SPLIT_PATTERN,))
 ['Hello', ' world', "'s", ' 12345', '!']
 
-A pre-tokenizer is a tuple of patterns applied in sequence: each pattern splits every chunk the
-previous one produced, and text between two matches stays a chunk of its own (Hugging Face calls
-this a ``Split`` pre-tokenizer with the ``Isolated`` behaviour; llama.cpp does the same). The
+A pre-tokenizer is a tuple of patterns applied in sequence. Each pattern splits every chunk the
+previous one produced, and text between two matches stays a chunk of its own. Hugging Face calls
+this a ``Split`` pre-tokenizer with the ``Isolated`` behaviour, and llama.cpp splits the same way. The
 patterns need the third-party ``regex`` module for ``\\p{L}`` classes and possessive quantifiers.
 """
 

@@ -93,7 +93,7 @@ def load_gguf_vocabulary(path: str | os.PathLike, *, name: str | None = None,
     metadata = read_gguf_metadata(path, raw_strings=True)
     model = metadata.get("tokenizer.ggml.model")
     if model is None:
-        raise TokenizerError(f"{path} holds no tokenizer (no 'tokenizer.ggml.model' metadata)")
+        raise TokenizerError(f"{path} contains no tokenizer (the 'tokenizer.ggml.model' metadata is missing); use a GGUF model or vocabulary file")
     pre_tokenizer = metadata.get("tokenizer.ggml.pre") or "default"
     if model == "gpt2" and pre_tokenizer in LLAMA_CPP_PRE_TOKENIZERS:
         return load_byte_level_gguf(path, name=name, backend=backend, metadata=metadata)

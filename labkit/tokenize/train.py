@@ -13,14 +13,14 @@ does) is slow:
 
 1. each distinct chunk is stored once with its number of occurrences, so " the" seen 5 000 times
    is one word of weight 5 000;
-2. after a merge only the words that contain the merged pair are rewritten, and only the pair
-   counts of those words change; the counts wait in a heap for the next maximum.
+2. after a merge only the words that contain the merged pair are rewritten, so only the pair
+   counts of those words change. The counts wait in a heap for the next maximum.
 
-Tie-breaking, so that the same corpus always gives the same vocabulary: the pair with the highest
-count wins; among equal counts the pair with the smaller left token id wins, then the smaller
-right id (ids of bytes are their values and merged tokens get increasing ids, so older tokens
-win). Pairs that occur once are merged too; training stops early, with a warning, only when no
-pair is left at all.
+Tie-breaking makes the same corpus always give the same vocabulary. The pair with the highest
+count wins. Among equal counts the pair with the smaller left token id wins, then the one with the
+smaller right id. Ids of bytes are their values and merged tokens get increasing ids, so older
+tokens win. Pairs that occur once are merged too, and training stops early, with a warning, only
+when no pair is left at all.
 
 The vocabulary size counts everything: 256 bytes + merges + special tokens, which take the last ids.
 """
@@ -32,7 +32,8 @@ import logging
 from collections import Counter, defaultdict
 from typing import Iterable
 
-from tqdm.auto import tqdm
+# Plain tqdm: tqdm.auto warns in notebooks without ipywidgets, and the text bar works everywhere.
+from tqdm import tqdm
 
 from labkit.tokenize.errors import TokenizerError
 from labkit.tokenize.pretokenize import (
@@ -101,7 +102,7 @@ class PairCounts:
         return None
 
     def merge(self, pair: Pair, new_id: int) -> None:
-        """Replace ``pair`` by ``new_id`` in every word that holds it and update the affected counts."""
+        """Replace ``pair`` by ``new_id`` in every word that contains it and update the affected counts."""
         left, right = pair
         changed: dict[Pair, int] = defaultdict(int)
         for index in self.holders.pop(pair, ()):
@@ -180,8 +181,8 @@ def train_bpe(
     token_bytes = [bytes([b]) for b in range(256)]
 
     # Step 2: merge the best pair until the vocabulary is full or no pair is left. Two different
-    # pairs can spell the same bytes ("ab"+"c" and "a"+"bc"); the second one reuses the first
-    # one's id, because a token's bytes identify it (its rank) when encoding.
+    # pairs can spell the same bytes ("ab"+"c" and "a"+"bc"). The second one reuses the first
+    # one's id, because encoding identifies a token by its bytes.
     token_ids = {token: token_id for token_id, token in enumerate(token_bytes)}
     target = 256 + n_merges
     with tqdm(total=n_merges, desc=f"BPE {name}", unit="merge", disable=not progress, leave=False) as bar:

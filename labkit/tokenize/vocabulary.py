@@ -16,7 +16,7 @@ reference (``backend="python"``); both give the same ids.
 Policies, the same in both backends:
 
 * Text with lone surrogates (``"\\ud800"``, which UTF-8 cannot encode) is encoded as if each lone
-  surrogate were U+FFFD, as tiktoken does; a valid surrogate pair becomes its character.
+  surrogate were U+FFFD, as tiktoken does. A valid surrogate pair becomes its character.
 * Decoding joins the tokens' bytes and decodes them as UTF-8 with ``errors`` (default
   ``"replace"``: each invalid or incomplete sequence becomes U+FFFD); ``errors="strict"`` raises
   TokenizerError. Ids outside the vocabulary raise TokenizerError. For streams use
@@ -72,7 +72,7 @@ class Vocabulary:
     """A byte-level BPE vocabulary and its encoder (see the module docstring).
 
     ``ranks`` maps token bytes to a rank, which is also the token's id. ``special_tokens`` are
-    control tokens (``{"<s>": 256}``) that only ``allowed_special`` turns on; ``added_tokens`` are
+    control tokens (``{"<s>": 256}``) that only ``allowed_special`` turns on. ``added_tokens`` are
     literal strings always matched in the text before BPE (Hugging Face's non-special added tokens,
     llama.cpp's user-defined tokens). ``extra_tokens`` are ids with bytes that decoding must know
     but that BPE never produces. ``roles`` names the special token of each role
@@ -108,8 +108,8 @@ class Vocabulary:
         self._decoder = self._build_decoder(n_vocab)
         self.n_vocab = len(self._decoder)
         self._special_ids = frozenset(self.special_tokens.values())
-        # Vocabularies converted from some Hugging Face tokenizers lack a few single bytes (often
-        # bytes that valid UTF-8 never contains); text with such a byte cannot be encoded exactly.
+        # Vocabularies converted from some Hugging Face tokenizers lack a few single bytes, often
+        # bytes that valid UTF-8 never contains. Text with such a byte cannot be encoded exactly.
         self.missing_bytes = bytes(b for b in range(256) if bytes([b]) not in self.ranks)
         self._backend: Backend = "python"
         self._encoder: ReferenceBPE | TiktokenBPE = ReferenceBPE(self.ranks, self.patterns)
@@ -172,8 +172,8 @@ class Vocabulary:
 
         The tiktoken object itself becomes the fast path, so no second copy is built.
         """
-        # tiktoken exposes no public accessor for its ranks and pattern; these attributes have been
-        # stable since tiktoken 0.3 and the tests compare the imported ids with tiktoken's own.
+        # tiktoken exposes no public accessor for its ranks and pattern. The tests compare the
+        # imported ids with tiktoken's own (checked with tiktoken 0.14).
         vocab = cls(name or encoding.name, encoding._mergeable_ranks, (encoding._pat_str,),
                     special_tokens=encoding._special_tokens, roles=roles, backend="python")
         vocab._encoder = TiktokenBPE.from_encoding(encoding)

@@ -137,7 +137,7 @@ def test_gguf_without_tokenizer(tmp_path):
     header = b"GGUF" + (3).to_bytes(4, "little") + bytes(8) + bytes(8)
     path = tmp_path / "empty.gguf"
     path.write_bytes(header)
-    with pytest.raises(TokenizerError, match="holds no tokenizer"):
+    with pytest.raises(TokenizerError, match="contains no tokenizer"):
         load_vocabulary(str(path))
 
 

@@ -34,7 +34,7 @@ def test_gpt2_split_hand_worked():
 
 
 def test_cl100k_split_hand_worked():
-    # Digits go in groups of three; a space before digits stands alone.
+    # Digits go in groups of three, and a space before digits is a chunk of its own.
     assert split_text("Hello world's 12345!", (CL100K_SPLIT_PATTERN,)) == [
         "Hello", " world", "'s", " ", "123", "45", "!"]
 

@@ -71,7 +71,7 @@ def _spell_sentencepiece(tokens: list[bytes], ids: list[int]) -> bytes:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["gemma3-270m", "llama-spm"])
 def test_sentencepiece_pieces_spell_the_text(name):
-    # Gemma 3 has no vectors of its own; its ids must at least spell each input exactly when read
+    # Gemma 3 has no vectors of its own. Its ids must at least spell each input exactly when read
     # from the GGUF token table directly (not through llama.cpp), and decode back to the input.
     vocab = load_vocabulary(name)
     path = assets.model_path(name) if name == "gemma3-270m" else assets.llama_vocab_path(name)
