@@ -8,6 +8,7 @@ Byte-level BPE vocabularies whose pre-tokenizer labkit reproduces load as
 (SentencePiece, WordPiece, an unknown pre-tokenizer) loads as
 :class:`~labkit.tokenize.llama_cpp_vocab.LlamaCppVocabulary`. Loaded vocabularies are cached, so
 asking again costs nothing; a file is read again when its size or modification time changes.
+Every caller gets the same cached object, so treat it as read-only.
 """
 
 from __future__ import annotations
