@@ -101,9 +101,9 @@ class RateLimiter:
                     waits.append((wait, f"{limit['tokens']} tokens per minute", key))
             if waits:
                 wait, rule, key = max(waits)
-                scope = "the endpoint" if key[0] == "endpoint" else f"user '{key[1]}'"
+                scope = "all callers" if key[0] == "endpoint" else f"user '{key[1]}'"
                 raise request_limit_exceeded(
-                    f"Rate limit of {rule} for {scope} on endpoint '{endpoint}' exceeded. "
+                    f"Rate limit of {rule} ({scope}) on endpoint '{endpoint}' exceeded. "
                     f"Retry after {wait:.0f} s.", retry_after_seconds=wait)
 
             admission = Admission()

@@ -49,7 +49,7 @@ class WorkspaceServer:
         # A backend the server made is its own to close; a shared one stays loaded for others.
         self._owns_backend = backend is None
         self.backend = backend if backend is not None else EngineBackend()
-        self.app = create_app(self.settings, backend, clock=clock)
+        self.app = create_app(self.settings, self.backend, clock=clock)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None

@@ -52,3 +52,13 @@ def test_host_without_scheme_gets_https(monkeypatch):
     monkeypatch.setenv("DATABRICKS_HOST", "dbc-123.cloud.databricks.com/")
     monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-x")
     assert workspace_from_environment() == ("https://dbc-123.cloud.databricks.com", "dapi-x")
+
+
+def test_server_makes_its_own_backend(tmp_path):
+    from labkit.databricks.backend import EngineBackend
+    from labkit.databricks.server import WorkspaceServer
+
+    server = WorkspaceServer(WorkspaceSettings(port=0, store_path=tmp_path / "s.json"))
+    # The engine loads lazily, so this checks the wiring without loading a model.
+    assert isinstance(server.backend, EngineBackend)
+    assert server.app.state.service.prepare == server.backend.prepare
