@@ -4,10 +4,10 @@
     .venv/bin/python benchmarks/quantize.py --models smollm2 --repeat 3 --json results.json
 
 For each model the script first writes the F16 baseline with labkit by dequantizing the course's
-quantized file (so the baseline is itself a dequantized model), then quantizes that baseline to
+quantized file, so the baseline is itself a dequantized model. It then quantizes that baseline to
 Q8_0 and Q4_K_M with llama.cpp's ``llama_model_quantize`` (the anchor) and with labkit, in
-alternating order. It prints the median times, their ratio (labkit / llama.cpp; the target is at
-most 3) and the fraction of byte-identical blocks per tensor type (the target is 100%).
+alternating order. It prints the median times, their ratio (labkit / llama.cpp, target at most 3)
+and the fraction of byte-identical blocks per tensor type (target 100%).
 
 With ``--quality`` (on by default for SmolLM2) it also measures the table the book shows: size,
 bits per weight, per-tensor error, perplexity on CPython documentation prose, decode speed and
@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 import sys
 
-# Python puts this script's folder first on sys.path, where benchmark scripts named after stdlib
-# modules (benchmarks/tokenize.py) would shadow them; labkit is imported from the project instead.
+# Python puts this script's folder first on sys.path. Other benchmark scripts named after stdlib
+# modules (benchmarks/tokenize.py) would then shadow those modules, so the folder is removed.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import argparse

@@ -1,7 +1,7 @@
 """The unblocked float formats: F32, F16 and BF16 (a "block" is one value).
 
-F16 keeps 10 mantissa bits and 5 exponent bits (largest finite value 65504); BF16 keeps float32's
-8 exponent bits and only 7 mantissa bits, so it never overflows but rounds coarser.
+F16 keeps 10 mantissa bits and 5 exponent bits, so its largest finite value is 65504. BF16 keeps
+float32's 8 exponent bits and only 7 mantissa bits: it covers float32's range but rounds coarser.
 
 >>> import numpy as np
 >>> from labkit.quantize import quantize

@@ -6,11 +6,11 @@ and those scales are themselves stored as 6-bit (Q4_K) or 8-bit (Q6_K) integers 
 float16 super-scale. That is how Q4_K_M reaches 4.5 bits per weight with less error than Q4_0.
 
 This module follows ``quantize_row_q4_K_ref`` and ``quantize_row_q6_K_ref`` of ggml's
-``ggml-quants.c`` (the code llama.cpp runs when no importance matrix is given) and is
-vectorised across sub-blocks: arrays are laid out position-major, shape (positions, ...,
-sub-blocks), so every float32 sum can run over the position inside a sub-block in C's order
-while each step works on all sub-blocks at once. :mod:`labkit.quantize.kquants_reference` is
-the same algorithm written for one super-block at a time, for reading.
+``ggml-quants.c``, the code llama.cpp runs when no importance matrix is given. It is vectorised
+across sub-blocks. Arrays are laid out position-major, with shape (positions, ..., sub-blocks), so
+every float32 sum can run over the position inside a sub-block in C's order while each step works
+on all sub-blocks at once. :mod:`labkit.quantize.kquants_reference` is the same algorithm written
+for one super-block at a time, for reading.
 
 >>> import numpy as np
 >>> from labkit.quantize import quantize, dequantize
@@ -44,9 +44,10 @@ def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float,
     """Search an asymmetric scale and minimum for each sub-block: x ~ scale * L - the_min.
 
     ``x`` and ``weights`` have shape (n, m): n positions of m sub-blocks. The search starts from
-    the scale that maps [min, max] onto [0, nmax], then tries ``nstep + 1`` candidate scales
-    (nmax + rmin + rdelta * i) / (max - min), fits scale and minimum to each candidate's integers
-    by weighted least squares, and keeps a candidate when its weighted squared error is lower.
+    the scale that maps [min, max] onto [0, nmax]. It then tries ``nstep + 1`` candidate scales
+    (nmax + rmin + rdelta * i) / (max - min) and fits scale and minimum to each candidate's
+    integers by weighted least squares. A candidate is kept when its weighted squared error is
+    lower than the best so far.
 
     The candidates cannot all be evaluated at once: as in the C loop, an accepted candidate's
     minimum replaces ``min``, and later candidates are computed from the new minimum.
@@ -211,9 +212,9 @@ class Q4_K(BlockFormat):
 def pack_q4_k_scales(scale_codes: np.ndarray, min_codes: np.ndarray) -> np.ndarray:
     """Pack 8 six-bit scales and 8 six-bit minimums per super-block into 12 bytes.
 
-    Bytes 0-3 hold scales 0-3 in their low 6 bits, bytes 4-7 minimums 0-3; bytes 8-11 hold the
-    low 4 bits of scales 4-7 (low nibble) and minimums 4-7 (high nibble), and the top 2 bits of
-    scales 4-7 and minimums 4-7 sit in the top 2 bits of bytes 0-3 and 4-7.
+    Bytes 0-3 hold scales 0-3 in their low 6 bits, and bytes 4-7 hold minimums 0-3. Bytes 8-11
+    hold the low 4 bits of scales 4-7 (low nibble) and of minimums 4-7 (high nibble). The top 2
+    bits of scales 4-7 sit in the top 2 bits of bytes 0-3, those of minimums 4-7 in bytes 4-7.
     """
     sc = scale_codes.astype(np.uint8)
     mn = min_codes.astype(np.uint8)

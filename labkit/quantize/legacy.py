@@ -1,7 +1,7 @@
 """The 32-value block formats (llama.cpp calls them "legacy quants"): Q8_0, Q4_0, Q4_1, Q5_0.
 
 Each block stores one float16 scale ``d`` (Q4_1 also a float16 offset ``m``) and 32 small
-integers ``q``; a value comes back as ``q * d`` (plus ``m``). The quantizers follow
+integers ``q``. A value comes back as ``q * d`` (plus ``m``). The quantizers follow
 ``quantize_row_*_ref`` in ggml's ``ggml-quants.c`` step for step, vectorised across blocks.
 
 >>> import numpy as np
@@ -102,7 +102,7 @@ class Q4_1(BlockFormat):
     summary = "d: f16 scale, m: f16 minimum, qs: 16 bytes of 4-bit q; x = q * d + m"
 
     def quantize_blocks(self, blocks):
-        # argmin/argmax give the first extreme value, as C's strict comparisons do; that fixes
+        # argmin/argmax give the first extreme value, as C's strict comparisons do. That decides
         # the sign of a zero minimum, which ends up in m's sign bit.
         low = np.take_along_axis(blocks, blocks.argmin(axis=1)[:, None], axis=1)
         high = np.take_along_axis(blocks, blocks.argmax(axis=1)[:, None], axis=1)

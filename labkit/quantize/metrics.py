@@ -142,8 +142,8 @@ def perplexity(path: os.PathLike | str, text: str, *, n_tokens: int = 2048, n_ct
                threads: int = DEFAULT_THREADS) -> PerplexityResult:
     """Perplexity of the model at ``path`` on the first ``n_tokens`` tokens of ``text``.
 
-    The tokens are cut into windows of ``n_ctx``; as in llama.cpp's ``llama-perplexity``, only
-    the second half of each window is scored, so every scored token sees at least ``n_ctx / 2``
+    The tokens are cut into windows of ``n_ctx``. As in llama.cpp's ``llama-perplexity``, only
+    the second half of each window is scored, so every scored token has at least ``n_ctx / 2``
     tokens of context. Memory: llama-cpp-python keeps ``n_ctx x vocabulary`` float32 logits.
     """
     llm = _load(path, n_ctx, logits_all=True, threads=threads)
@@ -281,8 +281,8 @@ def measure_variants(baseline_path: os.PathLike | str, variants: dict[str, os.Pa
                      threads: int = DEFAULT_THREADS) -> list[VariantMeasurement]:
     """Measure the baseline and each variant: size, bits per weight, error, perplexity, speed.
 
-    ``variants`` maps a display name to a file; the baseline itself is measured first (its
-    error is 0 and its greedy output agrees with itself by definition).
+    ``variants`` maps a display name to a file. The baseline itself is measured first: its error
+    is 0 and its greedy output agrees with itself by definition.
     """
     text = evaluation_text()
     prompts = evaluation_prompts(n_prompts)

@@ -46,7 +46,7 @@ _SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
 
 @dataclass
 class QuantizeResult:
-    """What :func:`quantize_model` wrote: the plan per tensor, sizes and the time it took."""
+    """The outcome of :func:`quantize_model`: the plan per tensor, sizes and the time it took."""
 
     input_path: Path
     output_path: Path

@@ -4,7 +4,7 @@ A "file type" such as Q4_K_M is a recipe, not one format. These rules reproduce
 ``llama_tensor_get_type`` in llama.cpp's ``src/llama-quant.cpp`` (llama-cpp-python 0.3.36) for
 dense models quantized without an importance matrix:
 
-- only tensors with at least 2 dimensions whose names end in ``weight`` are converted; norms,
+- only tensors with at least 2 dimensions whose names end in ``weight`` are converted, so norms,
   1-D tensors and a list of small special tensors keep their type;
 - Q4_K_M uses Q4_K by default and Q6_K for ``output.weight`` (and for ``token_embd.weight`` when
   the model has no ``output.weight``, i.e. ties its embeddings), and for ``attn_v`` and
@@ -71,7 +71,7 @@ _LAYER_NUMBER = re.compile(r"blk\.\s*([+-]?\d+)")
 
 @dataclass(frozen=True)
 class TensorPlan:
-    """What happens to one tensor: its source info, the target type and why."""
+    """The decision for one tensor: its source info, the target type and the reason."""
 
     info: TensorInfo
     target: T

@@ -37,7 +37,7 @@ def tensor_lines(tensors: list[TensorInfo]) -> list[str]:
 
 
 def type_lines(model: GGUFFile) -> list[str]:
-    """One line per tensor type: tensors, weights and bytes of that type, with their shares."""
+    """Return one line per tensor type: its tensors, weights and bytes, with their shares."""
     per_type: dict[str, list[int]] = {}
     for info in model.tensors:
         counts = per_type.setdefault(info.type_name, [0, 0, 0])

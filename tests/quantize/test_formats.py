@@ -61,8 +61,8 @@ def test_quantize_edge_cases_matches_ggml(type_name, ggml, edge_cases):
 @pytest.mark.parametrize("type_name", GGUF_PY_QUANTIZES)
 def test_quantize_edge_cases_matches_gguf_py(type_name, edge_cases):
     # Only cases with finite scales, where gguf-py's numpy arithmetic is defined. Blocks of
-    # signed zeros are left out too: gguf-py takes the first zero's sign for Q4_0/Q5_0's scale,
-    # while ggml starts from +0.0 (labkit follows ggml; see the test against ggml above).
+    # signed zeros are left out too, because gguf-py takes the first zero's sign for the Q4_0 and
+    # Q5_0 scale while ggml starts from +0.0. labkit follows ggml (tested above).
     for case in ["zeros", "constant", "negative constant", "one spike", "exact halves",
                  "integer ramp", "positive only", "heavy tail", "half zeros", "tiny"]:
         values = edge_cases[case]

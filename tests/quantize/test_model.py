@@ -43,13 +43,25 @@ def test_f16_from_q4_1_matches_llama_cpp(smollm2_f16, tmp_path):
     assert_same_as_llama_cpp(smollm2_f16, reference)
 
 
+@pytest.fixture(scope="session")
+def smollm2_quantized(smollm2_f16):
+    """labkit's quantizations of the SmolLM2 baseline, made once: file type -> path."""
+    made = {}
+
+    def quantized(file_type: str) -> Path:
+        if file_type not in made:
+            made[file_type] = smollm2_f16.with_name(f"smollm2-{file_type}-labkit.gguf")
+            quantize_model(smollm2_f16, made[file_type], file_type, progress=False)
+        return made[file_type]
+    return quantized
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("file_type", ["Q8_0", "Q4_K_M"])
-def test_smollm2_matches_llama_cpp(smollm2_f16, tmp_path, file_type):
-    ours, theirs = tmp_path / "labkit.gguf", tmp_path / "llama-cpp.gguf"
-    quantize_model(smollm2_f16, ours, file_type, progress=False)
+@pytest.mark.parametrize("file_type", ["Q8_0", "Q4_K_M", "BF16"])
+def test_smollm2_matches_llama_cpp(smollm2_f16, smollm2_quantized, tmp_path, file_type):
+    theirs = tmp_path / "llama-cpp.gguf"
     quantize_with_llama_cpp(smollm2_f16, theirs, file_type)
-    assert_same_as_llama_cpp(ours, theirs)
+    assert_same_as_llama_cpp(smollm2_quantized(file_type), theirs)
 
 
 @pytest.mark.slow
@@ -67,10 +79,8 @@ def test_gemma_q4_k_m_matches_llama_cpp(tmp_path):
 
 
 @pytest.mark.slow
-def test_quantized_model_runs_in_llama_cpp(smollm2_f16, tmp_path):
-    path = tmp_path / "smollm2-q4_k_m.gguf"
-    quantize_model(smollm2_f16, path, "Q4_K_M", progress=False)
-    llm = load_model(path, n_ctx=256)
+def test_quantized_model_runs_in_llama_cpp(smollm2_quantized):
+    llm = load_model(smollm2_quantized("Q4_K_M"), n_ctx=256, n_threads=1)
     text = llm.create_completion("The capital of France is", max_tokens=4, temperature=0)["choices"][0]["text"]
     llm.close()
     assert "Paris" in text
@@ -83,8 +93,8 @@ def test_quantized_model_runs_in_llama_cpp(smollm2_f16, tmp_path):
 def write_tiny_model(path: Path, special_rows: np.ndarray) -> Path:
     """Write a one-layer llama model that llama.cpp's quantizer accepts.
 
-    ``special_rows`` (float32 rows of 256) become attn_q (Q4_K in Q4_K_M) and ffn_down (Q6_K in
-    Q4_K_M, because layer 0 gets more bits); the token embeddings are stored as F16.
+    ``special_rows`` (float32 rows of 256) become attn_q, which Q4_K_M makes Q4_K, and ffn_down,
+    which it makes Q6_K because layer 0 gets more bits. The token embeddings are stored as F16.
     """
     rng = np.random.default_rng(5)
     writer = GGUFWriter(path, arch="llama")
