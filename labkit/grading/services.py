@@ -12,6 +12,7 @@ limits one submission creates never reach another submission or the reference so
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,6 +26,12 @@ def databricks_stand_in() -> Iterator[dict[str, str]]:
     from labkit.databricks.server import WorkspaceServer
     from labkit.databricks.settings import WorkspaceSettings
 
+    # The stand-in logs every request at INFO; in a grading run that drowns the report.
+    quiet = [logging.getLogger(name) for name in ("labkit.databricks", "labkit.serve", "uvicorn")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+
     folder = Path(tempfile.mkdtemp(prefix="labkit-grade-workspace-"))
     settings = WorkspaceSettings(port=0, store_path=folder / "serving-endpoints.json",
                                  deploy_seconds=0.2)
@@ -36,3 +43,5 @@ def databricks_stand_in() -> Iterator[dict[str, str]]:
     finally:
         backend.close()
         shutil.rmtree(folder, ignore_errors=True)
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)

@@ -148,6 +148,38 @@ def write_fixtures(lab_folder: str, notebook_name: str, fixtures: dict, raw: dic
     print(f"wrote {len(fixtures) + len(raw)} fixtures to {target}")
 
 
+FIXTURES_1_2 = {
+    "bug_no_system": ("solution", [_replace(
+        "    if system is not None:\n        messages.append(ChatMessage(role=ChatMessageRole.SYSTEM, content=system))\n",
+        "")], "chat drops the system message"),
+    "bug_catch_all": ("solution", [_replace(
+        "    except NotFound:\n        return \"endpoint_not_found\"",
+        "    except Exception:\n        return \"endpoint_not_found\"")],
+        "ask_or_explain catches every exception and blames the endpoint"),
+    "bug_user_rate_limit": ("solution", [_replace("calls=calls_per_minute, key=AiGatewayRateLimitKey.ENDPOINT",
+                                                  "calls=calls_per_minute, key=AiGatewayRateLimitKey.USER")],
+                            "set_rate_limit limits each user instead of the whole endpoint"),
+    "untouched_skeleton": ("skeleton", [], "the released lab, unchanged"),
+}
+
+FIXTURES_1_3 = {
+    "bug_cost_per_thousand": ("solution", [_replace(
+        "    return (input_tokens * input_usd_per_1m + output_tokens * output_usd_per_1m) / 1_000_000",
+        "    return (input_tokens * input_usd_per_1m + output_tokens * output_usd_per_1m) / 1_000")],
+        "request_cost treats prices as per thousand tokens"),
+    "bug_unsorted_table": ("solution", [_replace(
+        '    return sorted(rows, key=lambda row: (row["usd_per_month"], row["endpoint"]))',
+        "    return rows")], "cost_table keeps the endpoints' order"),
+    "bug_fractional_machines": ("solution", [_replace(
+        "    machines = max(1, math.ceil(requests_per_month / capacity_per_month))",
+        "    machines = requests_per_month / capacity_per_month")],
+        "self_hosted_monthly_cost pays for fractions of a machine, and nothing at zero volume"),
+    "untouched_skeleton": ("skeleton", [], "the released lab, unchanged"),
+}
+
+
 if __name__ == "__main__":
     write_fixtures("lab_1_1", "lab_1_1_tokenizer.ipynb", FIXTURES_1_1, RAW_FIXTURES_1_1)
+    write_fixtures("lab_1_2", "lab_1_2_foundation_model_apis.ipynb", FIXTURES_1_2, {})
+    write_fixtures("lab_1_3", "lab_1_3_token_costs.ipynb", FIXTURES_1_3, {})
     sys.exit(0)

@@ -1,9 +1,9 @@
-"""Grade the fixture submissions of lab 1.1 in one session and check each grade and its feedback.
+"""Grade the fixture submissions of each lab in one session and check each grade and its feedback.
 
-The fixtures (``submissions/lab_1_1``, written by ``make_submissions.py``) are the reference
-solution or the released skeleton with one seeded bug or one hostile change each. They are graded
-together, two at a time, as ``labkit grade`` does, so a hostile notebook that disturbed the grader
-would show up in its neighbours' grades.
+The fixtures (``submissions/lab_X_Y``, written by ``make_submissions.py``) are the reference
+solution or the released skeleton with one seeded bug or one hostile change each. Each lab's
+fixtures are graded together, two at a time, as ``labkit grade`` does, so a hostile notebook that
+disturbed the grader would show up in its neighbours' grades.
 """
 
 from __future__ import annotations
@@ -121,3 +121,62 @@ def test_gradescope_shape(reports):
 
 def test_one_submission_grades_in_under_a_minute(reports):
     assert reports["solution"].execution_time < 60
+
+
+# -- labs 1.2 and 1.3: three seeded bugs each, and the untouched skeleton -------------------------
+
+EXPECTED_1_2 = {
+    "bug_no_system": (18.0, {"test_chat_system_message"},
+                      {"test_chat_system_message": "should send the system text as a system message"}),
+    "bug_catch_all": (17.0, {"test_ask_or_explain"},
+                      {"test_ask_or_explain": "should report an invalid parameter"}),
+    "bug_user_rate_limit": (18.0, {"test_set_rate_limit"},
+                            {"test_set_rate_limit": "one endpoint-wide limit"}),
+    "untouched_skeleton": (0.0, {"test_list_chat_endpoints", "test_chat_reads_usage",
+                                 "test_chat_system_message", "test_complete", "test_usage_cost",
+                                 "test_create_endpoint", "test_ask_or_explain", "test_set_rate_limit",
+                                 "test_count_rate_limited"},
+                           {"test_complete": "is not implemented yet"}),
+}
+
+EXPECTED_1_3 = {
+    "bug_cost_per_thousand": (14.0, {"test_request_cost", "test_cost_table"},
+                              {"test_request_cost": "request_cost computes a wrong price"}),
+    "bug_unsorted_table": (15.0, {"test_cost_table", "test_cost_table_order"},
+                           {"test_cost_table_order": "not sorted by monthly cost"}),
+    "bug_fractional_machines": (17.0, {"test_self_hosted_monthly_cost"},
+                                {"test_self_hosted_monthly_cost": "self_hosted_monthly_cost is wrong"}),
+    "untouched_skeleton": (0.0, {"test_count_tokens_cl100k", "test_count_tokens_llama3",
+                                 "test_count_table", "test_request_cost", "test_cost_table",
+                                 "test_cost_table_order", "test_template_overhead",
+                                 "test_machine_capacity", "test_self_hosted_monthly_cost",
+                                 "test_break_even_requests"},
+                           {"test_request_cost": "is not implemented yet"}),
+}
+
+OTHER_LABS = {"1.2": (EXPECTED_1_2, 20.0), "1.3": (EXPECTED_1_3, 19.0)}
+
+
+@pytest.fixture(scope="module", params=sorted(OTHER_LABS))
+def lab_reports(request):
+    lab = get_lab(request.param)
+    folder = Path(__file__).parent / "submissions" / f"lab_{lab.id.replace('.', '_')}"
+    with GradingSession(lab, course_root(), protect=[folder]) as session:
+        graded = grade_many(session, sorted(folder.glob("*.ipynb")), jobs=2)
+    return lab.id, {Path(report.submission).stem: report for report in graded}
+
+
+def test_seeded_bugs_of_labs_1_2_and_1_3(lab_reports):
+    lab_id, reports = lab_reports
+    expected, full = OTHER_LABS[lab_id]
+    assert set(reports) == set(expected)
+    for name, (score, failing, feedback) in expected.items():
+        report = reports[name]
+        assert report.grader_errors == [], name
+        assert report.max_score == full, name
+        assert report.score == score, name
+        failed = {test.check for test in report.tests if test.status == "failed"} - {"notebook_runs"}
+        assert failed == failing, name
+        outputs = {test.check: test.output for test in report.tests}
+        for where, text in feedback.items():
+            assert text in outputs[where], f"{name}: {where!r} feedback lacks {text!r}"
