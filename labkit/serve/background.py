@@ -1,6 +1,6 @@
 """Run the server in a background thread of this process, on a free 127.0.0.1 port.
 
-Notebooks and tests start a real HTTP server this way and talk to it with any client; leaving
+Notebooks and tests start a real HTTP server this way and talk to it with any client. Leaving
 the ``with`` block stops the server and frees the models.
 
 >>> from labkit.serve.background import serve_in_background
@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator
 
+import httpx
 import uvicorn
 
 from labkit.serve.app import create_app
@@ -67,8 +72,8 @@ def serve_in_background(settings: ServeSettings | None = None, *, engine: Engine
                         **overrides) -> Iterator[RunningServer]:
     """Start the server in a thread, yield a :class:`RunningServer`, and stop it on exit.
 
-    ``port`` defaults to 0 here, which binds a free port; pass an ``engine`` to serve models
-    that are already loaded (it is then left open on exit).
+    ``port`` defaults to 0 here, which binds a free port. Pass an ``engine`` to serve models that
+    are already loaded; that engine stays open on exit.
     """
     if engine is not None:
         settings = engine.settings
@@ -108,3 +113,79 @@ def serve_in_background(settings: ServeSettings | None = None, *, engine: Engine
         if owns_engine:
             engine.close()
         log.info("stopped the server on port %d", port)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free right now (another process could still take it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server_process(command: list[str], base_url: str, *, ready_path: str = "/health",
+                   timeout: float = STARTUP_TIMEOUT * 4) -> Iterator[subprocess.Popen]:
+    """Run a server command in its own process group until ``base_url + ready_path`` returns 200.
+
+    The process and its children are stopped on exit. Its output goes to a temporary log file
+    whose tail is shown when it fails to start.
+    """
+    log_file = open(_temporary_log(), "w+")
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited with status {process.returncode} before it was "
+                                   f"ready:\n{_tail(log_file)}")
+            try:
+                if httpx.get(base_url + ready_path, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{' '.join(command)} was not ready within {timeout:.0f} s:\n{_tail(log_file)}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log_file.close()
+        os.unlink(log_file.name)
+
+
+def _temporary_log() -> str:
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix="labkit-server-", suffix=".log")
+    os.close(handle)
+    return path
+
+
+def _tail(log_file, lines: int = 20) -> str:
+    log_file.flush()
+    log_file.seek(0)
+    return "".join(log_file.readlines()[-lines:])
+
+
+@contextlib.contextmanager
+def serve_in_subprocess(*, port: int | None = None, models: dict[str, str] | None = None,
+                        extra_args: list[str] | None = None) -> Iterator[str]:
+    """Run ``labkit serve`` in a separate process on 127.0.0.1 and yield its base URL.
+
+    In a separate process the client's Python code does not compete with the server for the GIL,
+    which matters when measuring throughput.
+    """
+    port = port or free_port()
+    command = [sys.executable, "-m", "labkit", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    for model_id, source in (models or {}).items():
+        command += ["--model", f"{model_id}={source}"]
+    command += extra_args or []
+    base_url = f"http://127.0.0.1:{port}"
+    with server_process(command, base_url):
+        yield base_url

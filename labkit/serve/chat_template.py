@@ -161,7 +161,7 @@ def chat_prompt_tokens(model, template: ChatTemplate, messages: list[dict]) -> l
     """Render ``messages`` and tokenize the result for ``model`` (a :class:`labkit.serve.llama.LlamaModel`).
 
     Control-token text written by the template becomes control tokens; the same text inside a
-    message stays plain text. BOS is added only when the vocabulary asks for it and the template
+    message stays plain text. BOS is added only when the vocabulary requires it and the template
     has not already written it, so a prompt never starts with two.
     """
     text = template.render(messages)
@@ -185,8 +185,8 @@ def _tokenize_with_plain_content(model, template: ChatTemplate, messages: list[d
     """Tokenize a prompt whose messages contain control-token text, keeping that text plain."""
     marked = template.render([{**m, "content": _MARK.format(i)} for i, m in enumerate(messages)])
 
-    # The marks work only if the template copies content verbatim; a template that trims or
-    # rewrites content would make the marked prompt differ from the real one.
+    # The marks work only if the template copies content verbatim. A template that trims or
+    # rewrites content makes the marked prompt differ from the real one.
     pieces = _MARK_PATTERN.split(marked)   # template text, message index, template text, ...
     rebuilt = "".join(messages[int(p)]["content"] if i % 2 else p for i, p in enumerate(pieces))
     if rebuilt != text:
@@ -196,8 +196,8 @@ def _tokenize_with_plain_content(model, template: ChatTemplate, messages: list[d
                              "be kept apart safely. Remove that text from the message.",
                              param="messages")
 
-    # Split template text at control tokens; join plain runs with the content between them so the
-    # plain text is tokenized in the same fragments llama.cpp would use.
+    # Split template text at control tokens, and join plain runs with the content between them.
+    # The plain text is then tokenized in the same fragments llama.cpp would use.
     control_pattern = re.compile("|".join(re.escape(c) for c in sorted(controls, key=len, reverse=True)))
     tokens: list[int] = []
     plain = ""

@@ -24,16 +24,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve", help="serve the course models over an OpenAI-compatible HTTP API",
         description="Serve GGUF models over /v1/completions, /v1/chat/completions, /v1/embeddings, "
                     "/v1/models, /health and /metrics, decoding concurrent requests together.")
+
     parser.add_argument("--host", default=defaults.host,
                         help=f"address to bind (default {defaults.host}; 0.0.0.0 exposes the server "
                              "to the network)")
     parser.add_argument("--port", type=int, default=defaults.port, help=f"TCP port (default {defaults.port})")
+
     parser.add_argument("--model", action="append", metavar="ID[=ALIAS_OR_PATH]", dest="models",
                         help="serve a model under ID, from a course alias or a GGUF path; repeat for "
                              f"several (default: {', '.join(DEFAULT_MODELS)})")
     parser.add_argument("--embedding-model", action="append", metavar="ID", dest="embedding_models",
-                        help="served model id that also answers /v1/embeddings (default: smollm2 "
+                        help="served model id that also serves /v1/embeddings (default: smollm2 "
                              "when served, else none)")
+
     parser.add_argument("--n-parallel", type=int, default=defaults.n_parallel,
                         help=f"sequences decoded together per model (default {defaults.n_parallel})")
     parser.add_argument("--n-ctx", type=int, default=defaults.n_ctx,
@@ -42,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"CPU threads per model (default {defaults.n_threads})")
     parser.add_argument("--max-queue", type=int, default=defaults.max_queue,
                         help=f"sequences that may wait before requests get 429 (default {defaults.max_queue})")
+
     parser.add_argument("--default-max-tokens", type=int, default=defaults.default_max_tokens,
                         help=f"max_tokens for requests that omit it (default {defaults.default_max_tokens})")
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
@@ -49,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--api-key", default=None,
                         help=f"require 'Authorization: Bearer KEY' on /v1 routes (default: "
                              f"${API_KEY_VARIABLE} if set, else no key)")
+
     parser.set_defaults(handler=run)
 
 

@@ -9,7 +9,7 @@ embedding requests never take KV cells from the generation scheduler.
 ((1, 576), 1.0)
 
 A decoder-only chat model was not trained to embed, so these vectors order texts by similarity
-only roughly; they are real vectors from a local model, which is what the course needs.
+only roughly. They are still real vectors from a local model, which is what the course needs.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Embedder:
     def __init__(self, model, *, n_ctx: int, n_threads: int):
         self.model = model
         self.n_ctx = n_ctx
-        # Pooling needs a whole sequence in one batch, so a batch holds n_ctx tokens; the
+        # Pooling needs a whole sequence in one batch, so a batch takes up to n_ctx tokens. The
         # sequences of one call share those n_ctx cells.
         self.context = model.new_context(n_ctx_per_sequence=n_ctx, n_sequences=_SEQUENCES_PER_CALL,
                                          n_batch=n_ctx, n_threads=n_threads, embeddings=True)

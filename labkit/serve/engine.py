@@ -1,8 +1,8 @@
 """The serving engine: models loaded by alias, completions, chat, streams and embeddings, as asyncio calls.
 
-The HTTP server (:mod:`labkit.serve.app`) is one client of this API; anything else that wants
-answers from the course models in-process (a stand-in for a managed serving platform, a notebook)
-can use it directly and gets the same defaults, checks, batching and logs.
+The HTTP server (:mod:`labkit.serve.app`) is one client of this API. Anything else that needs
+the course models in-process (a stand-in for a managed serving platform, a notebook) can use it
+directly and gets the same defaults, checks, batching and logs.
 
 >>> import asyncio
 >>> from labkit.serve.engine import Engine
@@ -128,7 +128,7 @@ class Embeddings:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the engine serves under one model id."""
+    """Description of one served model id."""
 
     id: str
     path: Path
@@ -165,7 +165,7 @@ class _Prepared:
 
 
 class Engine:
-    """Load the served models and answer requests through one scheduler per model."""
+    """Load the served models and serve requests through one scheduler per model."""
 
     def __init__(self, settings: ServeSettings | None = None, **overrides):
         settings = settings or ServeSettings()
@@ -245,7 +245,7 @@ class Engine:
         return await (await self.stream_complete(model, prompt, **params)).collect()
 
     async def chat(self, model: str, messages: list[dict], **params) -> Generation:
-        """Answer chat ``messages`` (``[{"role": ..., "content": ...}]``) and wait for the result."""
+        """Generate the assistant's reply to chat ``messages`` (``[{"role": ..., "content": ...}]``)."""
         return await (await self.stream_chat(model, messages, **params)).collect()
 
     async def stream_complete(self, model: str, prompt, *, echo: bool = False, **params) -> "Stream":

@@ -1,6 +1,6 @@
 """Errors a client can cause, each with the HTTP status and OpenAI error fields it maps to.
 
-The engine raises these before any token is generated, so an HTTP layer can answer with a 4xx
+The engine raises these before any token is generated, so an HTTP layer can respond with a 4xx
 status and the OpenAI error shape instead of a half-started stream:
 
 >>> error = ModelNotFound("llama-70b", ["smollm2"])
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 
 class ServeError(Exception):
-    """A request the server cannot serve as sent; ``status_code`` says which HTTP status fits.
+    """A request the server cannot serve as sent; ``status_code`` is the fitting HTTP status.
 
     ``type`` and ``code`` follow the OpenAI API's error object, ``param`` names the request field
     at fault (None when no single field is).

@@ -1,8 +1,8 @@
 """A thin layer over llama.cpp's C API (through llama-cpp-python's ctypes bindings).
 
 The high-level ``llama_cpp.Llama`` owns one sequence at a time. Serving many requests at once
-needs the pieces underneath: the model weights and vocabulary (:class:`LlamaModel`), and contexts
-whose KV cache holds several sequences side by side (:class:`LlamaContext`), fed by a batch in
+needs the pieces underneath. :class:`LlamaModel` is the model weights and vocabulary.
+:class:`LlamaContext` is a KV cache that stores several sequences side by side, fed by a batch in
 which every token carries the id of the sequence it belongs to.
 
 >>> model = LlamaModel.load("smollm2")                       # doctest: +SKIP
@@ -122,7 +122,7 @@ class LlamaModel:
     def tokenize(self, text: str, *, add_bos: bool = False, parse_special: bool = False) -> list[int]:
         """Return the token ids of ``text``.
 
-        ``add_bos`` adds BOS only when the vocabulary asks for it; ``parse_special`` turns the
+        ``add_bos`` adds BOS only when the vocabulary requires it. ``parse_special`` turns the
         text of control tokens (``<|im_end|>``) into those tokens, which only trusted text may do.
         """
         data = text.encode("utf-8")
@@ -184,7 +184,7 @@ class LlamaModel:
 
     def new_context(self, *, n_ctx_per_sequence: int, n_sequences: int, n_batch: int,
                     n_threads: int, embeddings: bool = False) -> "LlamaContext":
-        """Create a context whose KV cache holds ``n_sequences`` sequences of ``n_ctx_per_sequence``."""
+        """Create a context whose KV cache stores ``n_sequences`` sequences of ``n_ctx_per_sequence`` tokens."""
         return LlamaContext(self, n_ctx_per_sequence=n_ctx_per_sequence, n_sequences=n_sequences,
                             n_batch=n_batch, n_threads=n_threads, embeddings=embeddings)
 
@@ -248,7 +248,7 @@ class LlamaContext:
     def add(self, token: int, position: int, sequence: int, output: bool) -> int:
         """Append one token of ``sequence`` at ``position``; return its row in the batch.
 
-        ``output`` asks llama.cpp to keep this row's logits (or embedding) after decoding.
+        With ``output`` set, llama.cpp keeps this row's logits (or embedding) after decoding.
         """
         if self._count >= self.n_batch:
             raise ValueError(f"the batch is full ({self.n_batch} tokens); decode it first")
@@ -278,7 +278,8 @@ class LlamaContext:
         """Return the pooled embedding of a sequence after decoding (an embeddings context only)."""
         pointer = self._lib.llama_get_embeddings_seq(self._handle, sequence)
         if not pointer:
-            raise RuntimeError(f"llama.cpp holds no pooled embedding for sequence {sequence}")
+            raise RuntimeError(f"no pooled embedding for sequence {sequence}: the context was not "
+                               "created with embeddings=True, or the sequence was not decoded")
         return np.ctypeslib.as_array(pointer, shape=(self.model.n_embd,)).copy()
 
     # -- the KV cache ----------------------------------------------------------------------
@@ -288,5 +289,5 @@ class LlamaContext:
         self._lib.llama_memory_seq_rm(self._memory, sequence, -1, -1)
 
     def sequence_length(self, sequence: int) -> int:
-        """Return how many positions of ``sequence`` the KV cache holds (0 when it is free)."""
+        """Return the number of positions of ``sequence`` in the KV cache (0 when it is free)."""
         return self._lib.llama_memory_seq_pos_max(self._memory, sequence) + 1

@@ -15,10 +15,10 @@ logit_bias             {}         added to the logit of the given token ids
 seed                   None       None draws a fresh seed, so the output is random
 =====================  =========  ==========================================================
 
-The steps run in that order: bias and penalties on the raw logits, then temperature (tokens more
-than ``LOGIT_CUTOFF`` tempered logits below the maximum drop out), then top-k and top-p on the
-softmax, then one uniform draw ``u`` from the request's own random generator picks the first
-token, in id order, whose cumulative probability exceeds ``u`` times the kept mass. Each sequence
+The steps run in that order. Bias and penalties change the raw logits. Temperature divides them,
+and tokens more than ``LOGIT_CUTOFF`` tempered logits below the maximum drop out. Top-k and top-p
+then trim the softmax. Finally one uniform draw ``u`` from the request's own random generator
+picks the first token, in id order, whose cumulative probability exceeds ``u`` times the kept mass. Each sequence
 owns its generator (seeded from ``seed`` and the choice index), so the draws of a seeded request
 do not depend on which other requests share its batch.
 
@@ -58,7 +58,7 @@ LOGIT_CUTOFF = 30.0
 
 @dataclass
 class SamplingParams:
-    """How one sequence picks its tokens; see the module docstring for the defaults and the order."""
+    """Sampling settings of one sequence (defaults and order of steps: see the module docstring)."""
 
     temperature: float = 1.0
     top_p: float = 1.0

@@ -1,10 +1,10 @@
 """Continuous batching: one llama.cpp batch per step carries a token of every active sequence.
 
 Each request choice is a *sequence* with its own id in the KV cache. A worker thread repeats one
-step: drop sequences whose client went away (freeing their cache cells), admit waiting sequences
-into free ids, fill one batch with the last sampled token of every decoding sequence plus prompt
-chunks of newly admitted ones, run ``llama_decode`` once, then sample, detokenize and check stop
-strings for every sequence that got logits. A request arriving mid-stream joins at the next step,
+step. It drops sequences whose client went away, which frees their cache cells, and admits
+waiting sequences into free ids. It fills one batch with the last sampled token of every decoding
+sequence plus prompt chunks of newly admitted ones and runs ``llama_decode`` once. Then it samples,
+detokenizes and checks stop strings for every sequence that got logits. A request arriving mid-stream joins at the next step,
 so no stream waits for another to end and none is interrupted.
 
 >>> scheduler = Scheduler(model, context)                        # doctest: +SKIP
@@ -59,7 +59,7 @@ class TokenLogprob:
 
 @dataclass
 class SequenceUpdate:
-    """What one step produced for one sequence, sent to whoever submitted it."""
+    """The output of one step for one sequence, sent to the submitter's ``deliver`` callback."""
 
     text: str = ""
     logprobs: list[TokenLogprob] = field(default_factory=list)

@@ -280,6 +280,6 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """The OpenAI error shape every 4xx and 5xx answer uses."""
+    """The OpenAI error shape of every 4xx and 5xx response."""
 
     error: ErrorBody

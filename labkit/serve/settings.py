@@ -26,7 +26,7 @@ class ServeSettings(BaseModel):
     models: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_MODELS),
                                    description="served model id -> course alias or GGUF path")
     embedding_models: list[str] = Field(default_factory=lambda: ["smollm2"],
-                                        description="served model ids that also answer /v1/embeddings")
+                                        description="served model ids that also serve /v1/embeddings")
     n_parallel: int = Field(8, ge=1, le=64, description="sequences decoded together, per model")
     n_ctx: int = Field(2048, ge=64, description="context of each sequence, in tokens")
     n_batch: int = Field(512, ge=32, description="tokens per llama_decode call (prompt chunks + decodes)")
