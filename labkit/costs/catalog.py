@@ -1,8 +1,8 @@
 """The price catalog: pay-per-token prices of Databricks Foundation Model APIs, with sources and dates.
 
-Prices live in ``prices.csv`` next to this module, one row per model: the endpoint name, the
-provider, list prices in DBU and in US dollars per million input and output tokens, the dollars per
-DBU used to convert them, where the figures come from and the month they were read. Each row also
+Prices live in ``prices.csv`` next to this module, one row per model. A row gives the endpoint name,
+the provider, and list prices in DBU and in US dollars per million input and output tokens. It also
+gives the dollars per DBU used to convert them, the source and the month they were read. Each row also
 says which tokenizer counts the model's tokens here (``count_tokenizer``) and whether that is the
 model's own tokenizer (``count_exact``) or the nearest one available offline.
 

@@ -53,9 +53,11 @@ def relative_error(*, estimate: float, truth: float) -> float:
 def sample_texts(size: int = 6000) -> dict[str, str]:
     """Return texts of four kinds, about ``size`` characters each, all from offline sources.
 
-    prose: Python's own documentation (``pydoc_data.topics``); code: the source of a standard
-    library module; mixed: llama.cpp's tokenizer test inputs (whitespace, emoji, Cyrillic, Khmer,
-    Chinese, Vietnamese, numbers); json: the price catalog as JSON records.
+    - prose: Python's own documentation (``pydoc_data.topics``)
+    - code: the source of a standard library module (``argparse``)
+    - mixed: llama.cpp's tokenizer test inputs (whitespace, emoji, Cyrillic, Khmer, Chinese,
+      Vietnamese, numbers)
+    - json: the price catalog as JSON records
     """
     import argparse
     from pydoc_data.topics import topics

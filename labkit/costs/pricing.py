@@ -1,4 +1,4 @@
-"""What requests and workloads cost, pay-per-token against a self-hosted machine.
+"""Costs of requests and workloads, pay-per-token against a self-hosted machine.
 
 Pay-per-token bills tokens: ``input_tokens * input_price + output_tokens * output_price``. A
 self-hosted machine bills hours, whether busy or idle, and serves as many requests as its measured

@@ -189,9 +189,22 @@ def create_app(settings: WorkspaceSettings, backend: EngineBackend, *,
     return app
 
 
+# Largest request body the stand-in reads; a chat prompt that fills the local models' context is
+# far smaller.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
 async def json_body(request: Request) -> dict:
     """Decode the body as a JSON object, or raise MALFORMED_REQUEST saying what is wrong."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise errors.invalid_parameter(
+            f"The request body has {int(declared):,} bytes; the stand-in accepts at most "
+            f"{MAX_BODY_BYTES:,}. Send a shorter prompt or fewer inputs.")
     raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise errors.invalid_parameter(
+            f"The request body has {len(raw):,} bytes; the stand-in accepts at most {MAX_BODY_BYTES:,}.")
     if not raw.strip():
         raise errors.malformed_request("The request body is empty; send a JSON object.")
     try:

@@ -4,7 +4,7 @@ With ``DATABRICKS_HOST`` and ``DATABRICKS_TOKEN`` set, :func:`open_workspace` co
 workspace and starts nothing. Otherwise it starts the local stand-in on a free 127.0.0.1 port.
 Either way it checks that the host responds before it creates the ``WorkspaceClient``, and it gives
 the client a short ``retry_timeout_seconds``. The SDK's default is 300 s: with no server listening,
-creating a client would stall that long while it probes the host, and every 429 or 503 answer would
+creating a client would stall that long while it probes the host, and every 429 or 503 response would
 be retried that long too.
 
 >>> with open_workspace() as workspace:                            # doctest: +SKIP

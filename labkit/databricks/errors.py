@@ -3,7 +3,7 @@
 The Databricks REST API rejects a failed request with a status code and a JSON body
 ``{"error_code": "...", "message": "..."}``. ``databricks-sdk`` picks the exception class from
 ``error_code`` first and from the status code second (``databricks.sdk.errors.platform``), and it
-retries 429 and 503 answers after the number of seconds in ``Retry-After``.
+retries 429 and 503 responses after the number of seconds in ``Retry-After``.
 
 >>> error = resource_does_not_exist("my-endpoint")
 >>> error.status, error.body()["error_code"]

@@ -4,8 +4,8 @@ A limit ``{"calls": 2, "key": "endpoint", "renewal_period": "minute"}`` lets all
 make two requests to the endpoint in any 60-second window. ``key: "user"`` gives each user their own
 budget. A ``principal`` narrows a user limit to one user, and for that user it replaces the default
 user limit. ``tokens`` limits count prompt plus completion tokens of the requests in the window.
-The window slides: a request stops counting exactly 60 seconds after it was admitted, and a rejected
-caller is told in ``Retry-After`` when the oldest counted request leaves the window.
+The window slides: a request stops counting exactly 60 seconds after it was admitted. The
+``Retry-After`` header of a rejection gives the seconds until the oldest counted request leaves it.
 
 >>> clock = iter([0.0, 1.0, 2.0, 61.5]).__next__
 >>> limiter = RateLimiter(clock=clock)

@@ -122,3 +122,11 @@ def test_openai_wrong_token(server):
 def test_not_found_is_a_not_found(workspace):
     with pytest.raises(NotFound):
         workspace.serving_endpoints.delete("nope")
+
+
+def test_oversized_body_rejected(server):
+    body = b'{"messages": [{"role": "user", "content": "' + b"a" * (17 * 1024 * 1024) + b'"}]}'
+    response = httpx.post(f"{server.host}/serving-endpoints/{LLAMA}/invocations", content=body, timeout=60,
+                          headers={"Authorization": "Bearer dapi-test-main", "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "accepts at most 16,777,216" in response.json()["message"]

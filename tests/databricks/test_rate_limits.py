@@ -93,3 +93,24 @@ def test_usage_tracking_records_each_request(workspace, server):
     assert [r["completion_tokens"] for r in records] == [1, 1]
     assert records[0]["requester"] == "student@labkit.local"
     assert records[0]["endpoint"] == LLAMA
+
+
+def test_concurrent_burst_admits_exactly_the_limit(workspace, server):
+    import concurrent.futures
+
+    import httpx
+
+    workspace.serving_endpoints.put_ai_gateway(LLAMA, rate_limits=[AiGatewayRateLimit(calls=3, renewal_period=MINUTE)])
+
+    def call(_):
+        response = httpx.post(f"{server.host}/serving-endpoints/{LLAMA}/invocations", timeout=120,
+                              headers={"Authorization": "Bearer dapi-test-main"},
+                              json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1})
+        return response.status_code, response.json().get("error_code")
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(8)))
+    assert sorted(status for status, _ in results) == [200] * 3 + [429] * 5
+    assert {code for status, code in results if status == 429} == {"REQUEST_LIMIT_EXCEEDED"}
+    # The store is intact after the burst.
+    assert workspace.serving_endpoints.get(LLAMA).ai_gateway.rate_limits[0].calls == 3
