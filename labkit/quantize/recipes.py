@@ -143,9 +143,12 @@ def plan_model(model: GGUFFile, file_type: str | FileType) -> list[TensorPlan]:
         raise QuantizeError(f"{model.path}: {arch} is a mixture of experts "
                             f"({expert_count.value} experts); labkit's recipes cover dense models "
                             "only, so use llama.cpp's llama-quantize for it")
-    if recipe.quantized and arch == "falcon":
-        raise QuantizeError(f"{model.path}: llama.cpp gives Falcon its own Q5_K rules, which "
+    if recipe.quantized and arch in ("falcon", "glm5-next"):
+        raise QuantizeError(f"{model.path}: llama.cpp has {arch}-specific rules (Q5_K, Q8_0), which "
                             "labkit does not implement; use llama.cpp's llama-quantize for it")
+    if recipe.quantized and _is_llama_70b(model, arch):
+        raise QuantizeError(f"{model.path}: llama.cpp gives 70B llama models Q5_K attention values, "
+                            "which labkit does not implement; use llama.cpp's llama-quantize for it")
 
     ordered = llama_cpp_order(model.tensors)
     names = {t.name for t in ordered}
@@ -186,6 +189,15 @@ def plan_model(model: GGUFFile, file_type: str | FileType) -> list[TensorPlan]:
         fallback, why = _fallback(info, target)
         plans.append(TensorPlan(info, fallback, why or reason))
     return plans
+
+
+def _is_llama_70b(model: GGUFFile, arch: str) -> bool:
+    """llama.cpp's 70B test: a llama model of 80 layers with grouped-query attention."""
+    def value(key: str):
+        field = model.fields.get(f"{arch}.{key}")
+        return None if field is None else field.value
+    return arch == "llama" and value("block_count") == 80 and \
+        value("attention.head_count") != value("attention.head_count_kv")
 
 
 def _is_attention_v(name: str) -> bool:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-from gguf.constants import GGMLQuantizationType as T
+from pathlib import Path
 
-from labkit.quantize.gguf_file import TensorInfo
-from labkit.quantize.recipes import allows_quantization, llama_cpp_order, use_more_bits, _fallback
+import pytest
+from gguf.constants import GGMLQuantizationType as T, GGUFValueType
+
+from labkit.quantize import QuantizeError
+from labkit.quantize.gguf_file import GGUFFile, MetadataField, TensorInfo
+from labkit.quantize.recipes import (_fallback, allows_quantization, llama_cpp_order, plan_model,
+                                     use_more_bits)
 
 
 def info(name: str, shape: tuple[int, ...], ggml_type: T = T.F16) -> TensorInfo:
@@ -61,3 +65,23 @@ def test_allows_quantization(name, shape, expected):
 ])
 def test_fallback_for_rows_not_whole_blocks(row_length, target, expected):
     assert _fallback(info("blk.0.ffn_up.weight", (8, row_length)), target)[0] == expected
+
+
+def unsupported_model(arch: str, **fields) -> GGUFFile:
+    metadata = {"general.architecture": MetadataField("general.architecture", GGUFValueType.STRING, arch)}
+    for key, value in fields.items():
+        metadata[f"{arch}.{key}"] = MetadataField(f"{arch}.{key}", GGUFValueType.UINT32, value)
+    return GGUFFile(Path("model.gguf"), 3, metadata, [info("blk.0.attn_v.weight", (256, 256))], 32, 0,
+                    buffer=None)
+
+
+@pytest.mark.parametrize("model, fragment", [
+    (unsupported_model("llama", block_count=80, **{"attention.head_count": 64,
+                                                   "attention.head_count_kv": 8}), "70B"),
+    (unsupported_model("falcon", block_count=2), "falcon"),
+    (unsupported_model("mixtral", block_count=2, expert_count=8), "mixture of experts"),
+])
+def test_unsupported_recipes_are_named(model, fragment):
+    with pytest.raises(QuantizeError, match=fragment):
+        plan_model(model, "Q4_K_M")
+    assert plan_model(model, "F16")[0].target == T.F16
