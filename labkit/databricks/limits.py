@@ -87,6 +87,8 @@ class RateLimiter:
         A token limit rejects a request only once the tokens already used in the window reach it,
         because a request's own token count is known only after the model has run.
         """
+        # NOTE: Databricks' own pay-per-token quotas (input and output tokens per minute) reserve
+        # max_tokens before admission; the stand-in does not model those platform quotas.
         now = self._clock()
         checks = applicable_limits(limits, user)
         with self._lock:
