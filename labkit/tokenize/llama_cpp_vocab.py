@@ -19,6 +19,7 @@ llama.cpp's ``llama_detokenize`` does.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import io
@@ -101,6 +102,9 @@ class LlamaCppVocabulary:
                 self._llama = llama_cpp.Llama(model_path=str(self.path), vocab_only=True, verbose=False)
         except (ValueError, RuntimeError) as error:
             raise TokenizerError(f"llama.cpp could not load the vocabulary in {self.path}: {error}") from None
+        # Llama.__del__ fails with "'NoneType' object is not callable" when it runs during interpreter
+        # shutdown, after llama_cpp's module globals are gone; closing at exit frees it before that.
+        atexit.register(self._llama.close)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
         self._token_to_piece = llama_cpp.llama_token_to_piece
         self.n_vocab = self._llama.n_vocab()
