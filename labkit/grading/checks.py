@@ -30,7 +30,7 @@ from labkit.grading.runner import CallFailed, NotebookProcess
 
 
 class CheckFailed(AssertionError):
-    """The student's notebook does not show the behaviour a check expects; the message says which."""
+    """The student's notebook does not show the behaviour a check expects; the message names the behaviour."""
 
 
 class GraderError(RuntimeError):
@@ -152,7 +152,7 @@ class Notebook:
 
     def method(self, handle: wire.Handle, name: str, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(handle, wire.Handle):
-            raise CheckFailed(f"expected an object with a `{name}` method, got a "
+            raise CheckFailed(f"`{name}` needs an object made by the notebook, not a "
                               f"{type(handle).__name__}")
         return self.call((handle, name), *args, **kwargs)
 
@@ -165,7 +165,7 @@ class Notebook:
 # -- expectations -------------------------------------------------------------------------------
 
 def describe_value(value: Any) -> str:
-    """Describe a value by its type and size, which tells the student what they returned."""
+    """Describe a value by its type and size, so the student sees what their function returned."""
     if isinstance(value, (list, tuple, dict, set, str, bytes)):
         return f"a {type(value).__name__} of length {len(value)}"
     if isinstance(value, wire.Handle):

@@ -59,7 +59,10 @@ def run_release(args: argparse.Namespace) -> int:
         print(f"labkit release: {error}", file=sys.stderr)
         return 2
     for result in results:
-        state = "differs" if args.check and result.changed else ("written" if result.changed else "up to date")
+        if not result.changed:
+            state = "up to date"
+        else:
+            state = "differs" if args.check else "written"
         print(f"{result.lab.relative_to(root)}: {state}")
     if args.check and any(result.changed for result in results):
         print("labs/ is out of date; run `labkit release`", file=sys.stderr)

@@ -44,7 +44,8 @@ def confinement_paths(root: Path, submission: Path,
 
     The notebook may read the library, the Python environment and the model cache. The course
     folder (solutions, checks) and the submissions in ``protect`` are off limits, except a folder
-    that holds the home or temporary folder: denying it would deny what Python itself needs.
+    that contains the home or temporary folder, because denying it would deny what Python itself
+    needs.
     """
     allow = [Path(labkit.__file__).resolve().parent, Path(sys.prefix).resolve(),
              assets.cache_dir().resolve()]
@@ -58,7 +59,7 @@ def confinement_paths(root: Path, submission: Path,
 
 
 class GradingSession:
-    """A lab's checks, its reference solution in a process, and the services its notebooks need.
+    """Grading state of one lab: its checks, its reference solution in a process, its services.
 
     ``protect`` adds folders submissions may not read (the folder of submissions, for example).
     """

@@ -1,4 +1,4 @@
-"""The labs the grader knows: where each one's solution, student notebook and checks live.
+"""The labs the grader can grade: where each one's solution, student notebook and checks are.
 
 >>> get_lab("1.1").solution_path(course_root())                  # doctest: +SKIP
 PosixPath('/work/main/solutions/lab_1_1_tokenizer.ipynb')

@@ -2,7 +2,7 @@
 
 In a solution's code cell, the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
 become one ``raise NotImplementedError(hint)`` at the same indentation. Lines inside the region
-that start with ``# HINT:`` give the hint; without one the stub says what to replace:
+that start with ``# HINT:`` give the hint; without one the stub names what to replace:
 
 >>> strip_solutions('''def add(a, b):
 ...     ### BEGIN SOLUTION

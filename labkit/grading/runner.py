@@ -8,8 +8,8 @@
 The notebook runs once, top to bottom, in its own process (see :mod:`labkit.grading.sandbox`)
 inside a fresh temporary folder. A cell that runs past its limit is interrupted and the next cell
 runs. When a cell ends the process (``os._exit``, the memory limit, a hard time-out), the process
-is started again and the notebook run again without that cell, so the rest of the work still
-counts; a call that ends the process does the same before the next call.
+is started again and the notebook runs again without that cell, so the rest of the work still
+counts. A call that ends the process causes the same restart before the next call.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from labkit.grading import wire
 
 log = logging.getLogger(__name__)
 
-# A call answer longer than this is treated as hostile (16 MiB of JSON is far beyond any lab value).
+# A response longer than this is treated as hostile (16 MiB of JSON is far beyond any lab value).
 MAX_MESSAGE_CHARS = 16 * 1024 * 1024
 # Seconds a process gets beyond a soft limit to interrupt itself before it is killed.
 GRACE_SECONDS = 3.0
@@ -52,7 +52,7 @@ class Limits:
 
 @dataclass
 class CellOutcome:
-    """What happened to one code cell: ``ok``, ``error``, ``timeout``, ``fatal`` or ``skipped``."""
+    """Outcome of one code cell: ``ok``, ``error``, ``timeout``, ``fatal`` or ``skipped``."""
 
     index: int
     status: str
@@ -79,10 +79,10 @@ class CellOutcome:
 
 
 class CallFailed(Exception):
-    """A call into the notebook did not return a value; ``kind`` says why.
+    """A call into the notebook did not return a value, for the reason named by ``kind``.
 
     Kinds: ``missing`` (no such function), ``error`` (it raised), ``timeout``, ``lost`` (the
-    process ended), ``invalid`` (the answer could not be read).
+    process ended), ``invalid`` (the response could not be read).
     """
 
     def __init__(self, kind: str, target: str, detail: dict | None = None):
@@ -93,7 +93,7 @@ class CallFailed(Exception):
 
 
 class ProcessEnded(Exception):
-    """The notebook process ended or stopped answering."""
+    """The notebook process ended or stopped responding."""
 
 
 def _describe_exit(returncode: int | None, memory_mb: int) -> str:
@@ -367,7 +367,7 @@ class NotebookProcess:
                 raise CallFailed("invalid", name, {"message": str(error)}) from None
         if status in ("missing", "timeout", "error", "invalid"):
             raise CallFailed(status, name, answer.get("error") or {"message": answer.get("reason")})
-        raise CallFailed("invalid", name, {"message": f"unexpected answer status {status!r}"})
+        raise CallFailed("invalid", name, {"message": f"unexpected response status {status!r}"})
 
     def _restart_for_calls(self, name: str) -> None:
         if self.restarts_left <= 0:

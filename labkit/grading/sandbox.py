@@ -4,7 +4,7 @@ The grader starts ``python -m labkit.grading.sandbox`` in an empty temporary fol
 it over stdin/stdout, one JSON message per line (see :mod:`labkit.grading.wire`). The notebook's
 own printing goes to ``notebook-output.txt`` in that folder, so it cannot corrupt the messages.
 
-Messages from the grader, each answered with one line:
+Messages from the grader, each followed by one response line:
 
 - ``{"op": "cell", "index": 3, "source": "...", "timeout": 30}`` runs one code cell with IPython
   (magics work) and answers ``{"status": "ok"}`` or ``{"status": "error", "error": {...}}``.

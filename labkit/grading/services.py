@@ -35,7 +35,8 @@ def databricks_stand_in() -> Iterator[dict[str, str]]:
     folder = Path(tempfile.mkdtemp(prefix="labkit-grade-workspace-"))
     settings = WorkspaceSettings(port=0, store_path=folder / "serving-endpoints.json",
                                  deploy_seconds=0.2)
-    # The backend is passed in, so this function closes it: it holds the loaded models.
+    # The server does not close a backend it was given, so this function closes it (and frees
+    # the loaded models).
     backend = EngineBackend()
     try:
         with WorkspaceServer(settings, backend) as server:

@@ -1,4 +1,4 @@
-"""labkit release: solution regions become stubs, labs/ matches solutions/, no answer leaks."""
+"""labkit release: solution regions become stubs, labs/ matches solutions/, no solution leaks."""
 
 from __future__ import annotations
 
@@ -105,6 +105,11 @@ def test_labs_folder_matches_solutions():
     assert drifted == [], f"labs/ is out of date for {drifted}; run `labkit release`"
 
 
+def strip_all_regions(sources: list[str]) -> list[str]:
+    """Return the lines of the sources outside every solution region."""
+    return [line for source in sources for line in strip_solutions(source).splitlines()]
+
+
 @pytest.mark.parametrize("lab", sorted(LABS))
 def test_no_solution_text_in_lab(lab):
     solution_path = LABS[lab].solution_path(ROOT)
@@ -114,13 +119,14 @@ def test_no_solution_text_in_lab(lab):
     released = read_notebook(LABS[lab].lab_path(ROOT))
     lab_text = "\n".join(cell.source for cell in released.cells)
     lab_lines = {line.strip() for line in lab_text.splitlines()}
+    hidden = {line.strip() for source in code_cells(solution) for line in solution_lines(source)}
+    # A line that the solution also has outside its regions is provided code, not an answer.
+    provided = {line.strip() for line in strip_all_regions(code_cells(solution))}
     leaked = []
-    for source in code_cells(solution):
-        for line in solution_lines(source):
-            stripped = line.strip()
-            # Short lines ("return ids", "else:") also occur in starter code; longer ones are answers.
-            if len(stripped) > 24 and not stripped.startswith("#") and stripped in lab_lines:
-                leaked.append(stripped)
+    for stripped in sorted(hidden - provided):
+        # Short lines ("return ids", "else:") also occur in starter code; longer ones are solution code.
+        if len(stripped) > 24 and not stripped.startswith("#") and stripped in lab_lines:
+            leaked.append(stripped)
     assert leaked == []
     assert "### BEGIN SOLUTION" not in lab_text
     assert "### END SOLUTION" not in lab_text

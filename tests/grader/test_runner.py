@@ -40,7 +40,7 @@ def test_endless_cell_is_interrupted_and_later_cells_run():
         assert process.call("g") == 1
 
 
-def test_cell_that_swallows_the_interrupt_is_killed_and_skipped():
+def test_stubborn_cell_killed_and_skipped():
     stubborn = "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass"
     with run(["a = 1", stubborn, "def g():\n    return a"]) as process:
         assert statuses(process) == ["ok", "skipped", "ok"]
@@ -50,7 +50,7 @@ def test_cell_that_swallows_the_interrupt_is_killed_and_skipped():
 
 @pytest.mark.parametrize("ending", ["import os\nos._exit(3)",
                                     "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"])
-def test_cell_that_ends_the_process_is_skipped_on_rerun(ending):
+def test_exiting_cell_skipped_on_rerun(ending):
     with run(["a = 1", ending, "def g():\n    return a + 1"]) as process:
         assert statuses(process) == ["ok", "skipped", "ok"]
         assert process.call("g") == 2

@@ -166,7 +166,7 @@ def lab_reports(request):
     return lab.id, {Path(report.submission).stem: report for report in graded}
 
 
-def test_seeded_bugs_of_labs_1_2_and_1_3(lab_reports):
+def test_seeded_bugs_labs_1_2_1_3(lab_reports):
     lab_id, reports = lab_reports
     expected, full = OTHER_LABS[lab_id]
     assert set(reports) == set(expected)

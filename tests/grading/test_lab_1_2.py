@@ -185,7 +185,7 @@ def test_set_rate_limit(student, reference):
 
 @check(points=3)
 def test_count_rate_limited(student, reference):
-    """count_rate_limited counts successes and 429 answers without retrying, and reads Retry-After"""
+    """count_rate_limited counts successes and 429 responses without retrying, and reads Retry-After"""
     grader = _grader_client(student)
     _ensure_endpoint(grader, "grader-limited", "smollm2")
     grader.serving_endpoints.put_ai_gateway(name="grader-limited", rate_limits=[AiGatewayRateLimit(
