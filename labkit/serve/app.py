@@ -125,11 +125,11 @@ def create_app(engine: Engine) -> FastAPI:
     @app.post("/v1/embeddings", response_model=schemas.EmbeddingResponse, dependencies=protected)
     async def embeddings(body: schemas.EmbeddingRequest) -> schemas.EmbeddingResponse:
         info = engine.model_info(body.model)
-        result = await engine.embed(body.model, body.input)
-        size = len(result.vectors[0])
-        if body.dimensions is not None and body.dimensions != size:
+        size = info.embedding_size
+        if info.embeddings and body.dimensions is not None and body.dimensions != size:
             raise InvalidRequest(f"{info.id} returns vectors of {size} dimensions; dimensions must be "
                                  f"{size} or absent.", param="dimensions")
+        result = await engine.embed(body.model, body.input)
         data = []
         for index, vector in enumerate(result.vectors):
             if body.encoding_format == "base64":

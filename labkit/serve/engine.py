@@ -138,6 +138,7 @@ class ModelInfo:
     chat_template: str          # "gguf" or the fallback file used
     embeddings: bool
     created: int                # the GGUF's modification time, Unix seconds
+    embedding_size: int = 0     # length of the vectors /v1/embeddings returns
 
 
 @dataclass
@@ -195,7 +196,7 @@ class Engine:
         info = ModelInfo(id=model_id, path=model.path, architecture=model.architecture,
                          n_ctx=context.n_ctx_per_sequence, n_vocab=model.n_vocab,
                          chat_template=template.origin, embeddings=embedder is not None,
-                         created=int(model.path.stat().st_mtime))
+                         created=int(model.path.stat().st_mtime), embedding_size=model.n_embd)
         log.info("serving %s: %s (%s, context %d per sequence, %d sequences, chat template: %s)",
                  model_id, model.path.name, model.architecture, info.n_ctx, settings.n_parallel,
                  template.origin)
@@ -297,6 +298,13 @@ class Engine:
                presence_penalty: float | None = None, frequency_penalty: float | None = None,
                logit_bias: dict | None = None, logprobs: int | None = None) -> "Stream":
         info = served.info
+        for name, value, types in (("temperature", temperature, (int, float)), ("top_p", top_p, (int, float)),
+                                   ("top_k", top_k, int), ("seed", seed, int), ("n", n, int),
+                                   ("presence_penalty", presence_penalty, (int, float)),
+                                   ("frequency_penalty", frequency_penalty, (int, float)),
+                                   ("logprobs", logprobs, int)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+                raise InvalidRequest(f"{name} must be a number, not {type(value).__name__}.", param=name)
         n = 1 if n is None else n
         if not 1 <= n <= self.settings.max_n:
             raise InvalidRequest(f"n must be between 1 and {self.settings.max_n}; got {n}.", param="n")
@@ -317,7 +325,8 @@ class Engine:
             presence_penalty=defaults.presence_penalty if presence_penalty is None else presence_penalty,
             frequency_penalty=defaults.frequency_penalty if frequency_penalty is None else frequency_penalty,
             logit_bias=_check_logit_bias(logit_bias),
-            seed=draw_seed() if seed is None else seed,
+            # Any integer is a valid seed; numpy's generators take only non-negative ones.
+            seed=draw_seed() if seed is None else seed % 2**64,
         )
         sampling.validate(info.n_vocab)
 

@@ -22,6 +22,11 @@ picks the first token, in id order, whose cumulative probability exceeds ``u`` t
 owns its generator (seeded from ``seed`` and the choice index), so the draws of a seeded request
 do not depend on which other requests share its batch.
 
+NOTE: the logits themselves can depend on the batch. With llama-cpp-python 0.3.36 on x86 CPUs,
+SmolLM2's logits are bit-identical alone and in a batch of 8, but Gemma 3's differ in the last
+digits, so a seeded Gemma request repeats exactly only when its batch looks the same (for
+example, when it runs alone).
+
 >>> import numpy as np
 >>> logits = np.array([2.0, 1.0, 0.5, -1.0], dtype=np.float32)
 >>> TokenSampler(SamplingParams(temperature=0)).sample(logits)
