@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 16 * 1024 * 1024
 # Seconds a process gets beyond a soft limit to interrupt itself before it is killed.
 GRACE_SECONDS = 3.0
+# Environment variables a notebook process inherits from the grader, besides the LC_* ones.
+INHERITED_VARIABLES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TERM", "VIRTUAL_ENV", "LD_LIBRARY_PATH",
+    "LABKIT_CACHE", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "TIKTOKEN_CACHE_DIR",
+})
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,10 @@ class NotebookProcess:
     # -- process life ----------------------------------------------------------------------------
 
     def _environment(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("DATABRICKS_")}
+        # Only what Python, the libraries and the model cache need: the grader's own variables
+        # (tokens and keys among them) stay out of student code.
+        env = {key: value for key, value in os.environ.items()
+               if key in INHERITED_VARIABLES or key.startswith("LC_")}
         env.update({
             "MPLBACKEND": "Agg",
             "PYTHONHASHSEED": "0",

@@ -169,3 +169,14 @@ def test_path_guard_deepest_rule_wins(tmp_path):
     assert guard.allows(3)  # an open file descriptor
     assert not guard.allows(f"/proc/{os.getppid()}/mem")
     assert guard.allows(f"/proc/{os.getpid()}/status")
+
+
+def test_grader_environment_not_inherited(monkeypatch):
+    monkeypatch.setenv("GRADER_SECRET_KEY", "s3cret")
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-grader")
+    with run(["import os\ndef seen():\n    return sorted(os.environ)"], env={"LAB_SETTING": "1"}) as process:
+        names = process.call("seen")
+    assert "GRADER_SECRET_KEY" not in names
+    assert "DATABRICKS_TOKEN" not in names
+    assert "LAB_SETTING" in names
+    assert "PATH" in names
