@@ -1,5 +1,8 @@
 """Run the hidden checks through pytest: ``pytest tests/grading/test_lab_1_1.py --submission NB``.
 
+Name the checks file (or ``tests/grading``) on the command line: pytest registers ``--submission``
+only for conftest files under the paths it is given.
+
 Without ``--submission`` the checks grade the reference solution itself, which must score full
 marks. Each check module names its lab in ``LAB``; a submission whose metadata names another lab
 skips the other labs' modules. The summary at the end adds up the points.
@@ -23,6 +26,14 @@ _points = {"earned": 0.0, "possible": 0.0}
 def pytest_addoption(parser):
     parser.addoption("--submission", metavar="NOTEBOOK", default=None,
                      help="notebook to grade with the hidden checks (default: the lab's solution)")
+
+
+def pytest_collection_modifyitems(items):
+    # Every check runs a notebook in its own process: seconds to a minute per module.
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="module")
