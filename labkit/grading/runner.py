@@ -210,9 +210,11 @@ class NotebookProcess:
             self._kill()
             raise ProcessEnded(_describe_exit(None, self.limits.memory_mb)) from None
         if answer is None:
-            returncode = self._process.wait(timeout=10)
-            self._collect_output()
-            self._cleanup()
+            try:
+                returncode = self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                returncode = None  # it closed its pipe but kept running
+            self._kill()
             raise ProcessEnded(_describe_exit(returncode, self.limits.memory_mb))
         return answer
 

@@ -180,3 +180,10 @@ def test_grader_environment_not_inherited(monkeypatch):
     assert "DATABRICKS_TOKEN" not in names
     assert "LAB_SETTING" in names
     assert "PATH" in names
+
+
+def test_closing_the_message_pipe_is_survived():
+    closer = "import os\nfor fd in range(3, 64):\n    try:\n        os.close(fd)\n    except OSError:\n        pass"
+    with run(["a = 1", closer, "def g():\n    return a"]) as process:
+        assert statuses(process) == ["ok", "skipped", "ok"]
+        assert process.call("g") == 1
