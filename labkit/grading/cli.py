@@ -76,8 +76,10 @@ def _collect(arguments: list[str]) -> tuple[list[Path], list[Path]]:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            submissions += sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-            protect.append(path.resolve())
+            found = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+            submissions += found
+            # The files too: a folder that contains the home folder cannot be denied as a whole.
+            protect += [path.resolve(), *(p.resolve() for p in found)]
         elif path.exists():
             submissions.append(path)
             protect.append(path.resolve())
