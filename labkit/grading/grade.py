@@ -51,9 +51,11 @@ def confinement_paths(root: Path, submission: Path,
              assets.cache_dir().resolve()]
     essential = [*allow, Path.home().resolve(), Path(tempfile.gettempdir()).resolve()]
     deny = [root.resolve(), submission.resolve()]
-    for path in protect:
-        path = Path(path).resolve()
-        if not any(path == needed or path in needed.parents for needed in essential):
+    for path in sorted(Path(p).resolve() for p in protect):
+        if any(path == needed or path in needed.parents for needed in essential):
+            continue
+        # Sorted, so a folder comes before its files, which then need no rule of their own.
+        if not any(path == denied or denied in path.parents for denied in deny):
             deny.append(path)
     return deny, allow
 
