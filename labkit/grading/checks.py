@@ -80,6 +80,8 @@ def _call_failure_message(failure: CallFailed) -> str:
     """Describe a failed call in terms of the student's own code, never the check's inputs."""
     name = f"`{failure.target}`"
     detail = failure.detail
+    if failure.kind == "missing" and detail.get("not_callable"):
+        return f"{name} is a {detail.get('type')} in the notebook, not a function"
     if failure.kind == "missing":
         return f"{name} is not defined in the notebook (check its name, and that its cell ran)"
     if failure.kind == "timeout":

@@ -221,8 +221,10 @@ class NotebookServer:
 
     def call(self, message: dict) -> dict:
         function = self._resolve_target(message["target"])
-        if function is None or not callable(function):
+        if function is None:
             return {"status": "missing"}
+        if not callable(function):
+            return {"status": "missing", "error": {"type": type(function).__name__, "not_callable": True}}
         args = self._unwrap(wire.decode_value(message.get("args", [])))
         kwargs = self._unwrap(wire.decode_value(message.get("kwargs", {})))
         try:

@@ -92,7 +92,8 @@ def test_call_failures_are_classified_without_messages():
              "def todo():\n    raise NotImplementedError('later')",
              "class Counter:\n    def __init__(self):\n        self.n = 0\n"
              "    def add(self, k):\n        self.n += k\n        return self.n",
-             "def make():\n    return Counter()"]
+             "def make():\n    return Counter()",
+             "cells_value = 3"]
     with run(cells) as process:
         with pytest.raises(CallFailed) as error:
             process.call("boom", "hidden-input-123")
@@ -108,6 +109,9 @@ def test_call_failures_are_classified_without_messages():
         with pytest.raises(CallFailed) as missing:
             process.call("nope")
         assert missing.value.kind == "missing"
+        with pytest.raises(CallFailed) as not_function:
+            process.call("cells_value")
+        assert not_function.value.detail == {"type": "int", "not_callable": True}
         with pytest.raises(CallFailed):
             process.call("_private_name")
 
