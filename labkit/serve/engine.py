@@ -139,6 +139,7 @@ class ModelInfo:
     embeddings: bool
     created: int                # the GGUF's modification time, Unix seconds
     embedding_size: int = 0     # length of the vectors /v1/embeddings returns
+    end_of_generation_ids: tuple[int, ...] = ()   # EOS and end-of-turn ids that stop a generation
 
 
 @dataclass
@@ -196,7 +197,9 @@ class Engine:
         info = ModelInfo(id=model_id, path=model.path, architecture=model.architecture,
                          n_ctx=context.n_ctx_per_sequence, n_vocab=model.n_vocab,
                          chat_template=template.origin, embeddings=embedder is not None,
-                         created=int(model.path.stat().st_mtime), embedding_size=model.n_embd)
+                         created=int(model.path.stat().st_mtime), embedding_size=model.n_embd,
+                         end_of_generation_ids=tuple(sorted({t for t in (model.special.eos, model.special.eot)
+                                                             if t >= 0})))
         log.info("serving %s: %s (%s, context %d per sequence, %d sequences, chat template: %s)",
                  model_id, model.path.name, model.architecture, info.n_ctx, settings.n_parallel,
                  template.origin)
