@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from labkit import assets
+from labkit.native_log import REDIRECT_LOCK, import_llama_cpp
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,16 @@ def load_model(model: str | os.PathLike = "smollm2", *, n_ctx: int = DEFAULT_CON
 
     ``model`` is a course alias or a path; extra keyword arguments go to ``llama_cpp.Llama``.
     """
-    from llama_cpp import Llama  # imported here: loading the shared library takes a moment
+    # Imported here: loading the shared library takes a moment.
+    llama_cpp = import_llama_cpp()
 
     path = resolve_model(model)
     started = time.perf_counter()
     try:
-        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
-                    n_threads_batch=n_threads, seed=seed, verbose=False, **llama_kwargs)
+        with REDIRECT_LOCK:
+            llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+                                  n_threads_batch=n_threads, seed=seed, verbose=False,
+                                  **llama_kwargs)
     except ValueError as error:
         # llama-cpp-python reports any unreadable file as "Failed to load model from file".
         raise assets.AssetError(

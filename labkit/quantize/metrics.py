@@ -125,10 +125,12 @@ def evaluation_text(n_chars: int = 40_000, skip_chars: int = 0) -> str:
 
 
 def _load(path: os.PathLike | str, n_ctx: int, logits_all: bool, threads: int):
-    from llama_cpp import Llama
+    from labkit.native_log import REDIRECT_LOCK, import_llama_cpp
 
-    return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads,
-                 n_threads_batch=threads, logits_all=logits_all, verbose=False, seed=0)
+    llama_cpp = import_llama_cpp()
+    with REDIRECT_LOCK:
+        return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads,
+                               n_threads_batch=threads, logits_all=logits_all, verbose=False, seed=0)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit import models
+from labkit.native_log import import_llama_cpp
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,11 @@ _backend_ready = False
 def _llama_cpp():
     """Import llama_cpp and initialise its backend once per process."""
     global _backend_ready
-    import llama_cpp
-    from llama_cpp._logger import set_verbose
+    # llama.cpp logs every tensor it loads; import_llama_cpp sends those lines to logging at DEBUG.
+    llama_cpp = import_llama_cpp()
 
     with _backend_lock:
         if not _backend_ready:
-            # llama.cpp logs every tensor it loads; keep only its errors, as Llama(verbose=False) does.
-            set_verbose(False)
             llama_cpp.llama_backend_init()
             _backend_ready = True
     return llama_cpp

@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from labkit.native_log import REDIRECT_LOCK, import_llama_cpp
 from labkit.tokenize.errors import TokenizerError
 from labkit.tokenize.gguf_metadata import read_gguf_metadata
 from labkit.tokenize.gguf_vocab import ROLE_KEYS, TokenType
@@ -52,7 +53,7 @@ def _quiet_stderr() -> Iterator[None]:
     llama.cpp writes some lines to file descriptor 2 directly and llama-cpp-python forwards others
     to ``sys.stderr`` from its log callback, so both are redirected.
     """
-    with contextlib.redirect_stderr(io.StringIO()):
+    with REDIRECT_LOCK, contextlib.redirect_stderr(io.StringIO()):
         try:
             saved = os.dup(2)
         except OSError:
@@ -73,7 +74,7 @@ class LlamaCppVocabulary:
     backend = "llama.cpp"
 
     def __init__(self, path: str | os.PathLike, *, name: str | None = None, metadata: dict | None = None):
-        import llama_cpp  # imported here: loading the shared library takes a moment
+        llama_cpp = import_llama_cpp()  # imported here: loading the shared library takes a moment
 
         self.path = Path(path)
         if metadata is None:
