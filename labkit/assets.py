@@ -436,7 +436,7 @@ def require(name: str, relpath: str | None = None) -> Path:
     if stamp.get(pinned.relpath) != _signature(path):
         if not _file_matches(path, pinned):
             raise AssetError(f"{artefact.title} is corrupt: {path} does not match its SHA-256. "
-                             f"Run `{FETCH_COMMAND} --force {name}` to replace it.")
+                             f"Run `{FETCH_COMMAND} {name}` to replace it.")
         stamp[pinned.relpath] = _signature(path)
         _stamp_path(artefact).parent.mkdir(parents=True, exist_ok=True)
         _stamp_path(artefact).write_text(json.dumps(stamp))

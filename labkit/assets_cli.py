@@ -56,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
         for problem in s.problems[:3]:
             print(f"  {s.artefact.name}: {problem}")
     if broken:
-        print(f"Run `{assets.FETCH_COMMAND}` to get what is missing.")
+        print(f"Run `{assets.FETCH_COMMAND}` to get what is missing or replace what is corrupt.")
         return 1
     return 0

@@ -68,7 +68,7 @@ def test_corrupt_file_names_force_fetch(empty_cache):
     with pytest.raises(assets.AssetError) as caught:
         assets.llama_vocab_path("gpt-2")
     assert "does not match its SHA-256" in str(caught.value)
-    assert "labkit assets fetch --force llama-cpp-vocabs" in str(caught.value)
+    assert "labkit assets fetch llama-cpp-vocabs" in str(caught.value)
 
 
 def test_same_size_corruption_caught_after_stamp(empty_cache):

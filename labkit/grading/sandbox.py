@@ -19,9 +19,11 @@ under the folders the grader names with ``--deny`` (the course's solutions and c
 submissions), other processes' ``/proc`` entries, and starting processes, because a child
 process would be outside the hook.
 
-NOTE: an audit hook stops Python code, not native code: ``ctypes`` can still reach the file
-system. Graders that face determined attackers run this process as a separate user or in a
-container as well.
+NOTE: an audit hook stops Python code, not native code, so ``ctypes`` and a direct call of
+``_posixsubprocess.fork_exec`` can still reach the file system or start a process. The hook also
+leaves writes outside the temporary folder, network connections and copies of the course in
+folders the grader was not told about unblocked. Graders that face determined attackers run this
+process as a separate user (without read access to the course) or in a container as well.
 """
 
 from __future__ import annotations
