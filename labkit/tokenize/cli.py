@@ -81,7 +81,13 @@ def _tokenize(args: argparse.Namespace) -> int:
         print(json.dumps({"vocabulary": vocab.name, "n_tokens": len(ids), "ids": ids}))
         return 0
 
-    print(f"{vocab.name}: {len(ids)} tokens, {len(text.encode('utf-8'))} bytes")
+    # Invalid UTF-8 in argv or stdin arrives as lone surrogates (Python's surrogateescape), which
+    # strict UTF-8 cannot encode; count the bytes that were given.
+    try:
+        n_bytes = len(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        n_bytes = len(text.encode("utf-8", "surrogatepass"))
+    print(f"{vocab.name}: {len(ids)} tokens, {n_bytes} bytes")
     width = len(str(max(ids, default=0)))
     for token_id, piece in zip(ids, vocab.token_pieces(ids)):
         # repr shows spaces, newlines and the \xNN bytes of partial characters unambiguously.

@@ -56,7 +56,20 @@ class TiktokenBPE:
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Return the ids of ``text``, special-token strings included as ordinary text."""
-        if not self._outer_patterns:
-            return self.encoding.encode_ordinary(text)
-        chunks = split_text(text, self._outer_patterns)
-        return list(itertools.chain.from_iterable(map(self.encoding.encode_ordinary, chunks)))
+        try:
+            if not self._outer_patterns:
+                return self.encoding.encode_ordinary(text)
+            chunks = split_text(text, self._outer_patterns)
+            return list(itertools.chain.from_iterable(map(self.encoding.encode_ordinary, chunks)))
+        except BaseException as error:
+            # tiktoken 0.14's regex engine overflows its stack on some long runs (a megabyte of
+            # spaces with the GPT-2 pattern) and raises a Rust panic, which derives from
+            # BaseException. The readable encoder gives the same ids, only slower.
+            if type(error).__name__ != "PanicException":
+                raise
+            return self._reference().encode_ordinary(text)
+
+    def _reference(self):
+        from labkit.tokenize.bpe import ReferenceBPE
+
+        return ReferenceBPE(self.ranks, self.patterns)

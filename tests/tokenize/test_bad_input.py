@@ -148,3 +148,14 @@ def test_missing_paths_and_names(tmp_path):
         load_vocabulary("no-such")
     with pytest.raises(TokenizerError, match="folder"):
         read_gguf_metadata(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_megabyte_of_spaces_gpt2_pattern():
+    # tiktoken's regex engine overflows its stack on this input with the GPT-2 pattern; the
+    # encoder falls back to the readable path. GPT-2's vocabulary has no token for two spaces,
+    # so every space is token 220, as in llama.cpp's vectors for "  " and "   ".
+    ids = load_vocabulary("gpt-2").encode(" " * MEGABYTE)
+    assert len(ids) == MEGABYTE
+    assert set(ids) == {220}
