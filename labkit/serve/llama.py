@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit import models
+from labkit.serve.errors import InvalidRequest
 from labkit.native_log import import_llama_cpp
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,14 @@ class LlamaModel:
         ``add_bos`` adds BOS only when the vocabulary requires it. ``parse_special`` turns the
         text of control tokens (``<|im_end|>``) into those tokens, which only trusted text may do.
         """
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            # JSON allows escaped lone surrogates ("\ud800"), which are not valid Unicode text.
+            raise InvalidRequest(
+                f"the text contains an unpaired surrogate code point at position {error.start} "
+                f"({text[error.start]!r}), which is not valid Unicode; send valid UTF-8 text",
+                code="invalid_text") from None
         capacity = len(data) + 8
         tokens = (self._lib.llama_token * capacity)()
         count = self._lib.llama_tokenize(self._vocab, data, len(data), tokens, capacity,
