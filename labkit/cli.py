@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except (OSError, ValueError, RuntimeError, OverflowError) as error:
+        # Bad paths, ports and values reach here from deep inside a command. Users get one line;
+        # `labkit -v` keeps the traceback for whoever debugs labkit itself.
+        if args.verbose:
+            raise
+        print(f"labkit {args.command}: {type(error).__name__}: {error} "
+              "(run with `labkit -v` for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import tempfile
 from pathlib import Path
 
 from labkit.databricks.settings import (DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENVIRONMENT_VARIABLE,
@@ -34,6 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _store_folder_problem(store_path: Path) -> str | None:
+    """Return why the store file's folder cannot take the store's atomic writes, or None."""
+    try:
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=store_path.parent, prefix=".labkit-write-check-"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -41,12 +54,20 @@ def run(args: argparse.Namespace) -> int:
     from labkit.databricks.backend import EngineBackend
     from labkit.databricks.store import StoreError
 
-    if args.deploy_seconds < 0:
-        print("labkit workspace: --deploy-seconds must be >= 0")
+    if not math.isfinite(args.deploy_seconds) or args.deploy_seconds < 0:
+        print(f"labkit workspace: --deploy-seconds must be a number >= 0, not {args.deploy_seconds}")
+        return 2
+    if not 0 <= args.port <= 65535:
+        print(f"labkit workspace: --port must be between 0 and 65535, not {args.port}")
         return 2
     settings = WorkspaceSettings(host=args.host, port=args.port,
                                  store_path=args.store or default_store_path(),
                                  deploy_seconds=args.deploy_seconds)
+    problem = _store_folder_problem(Path(settings.store_path))
+    if problem:
+        print(f"labkit workspace: cannot keep endpoints in {settings.store_path}: {problem}; "
+              "choose another file with --store")
+        return 2
     try:
         app = create_app(settings, EngineBackend())
     except StoreError as error:
