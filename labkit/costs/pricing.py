@@ -36,6 +36,13 @@ class Workload:
     input_tokens: float
     output_tokens: float
 
+    def __post_init__(self):
+        for field_name in ("requests_per_month", "input_tokens", "output_tokens"):
+            value = getattr(self, field_name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"workload {self.name!r}: {field_name} must be a finite number >= 0, "
+                                 f"not {value}")
+
 
 def request_cost(price: Price, input_tokens: float, output_tokens: float = 0) -> float:
     """Return the pay-per-token list price in dollars of one request."""

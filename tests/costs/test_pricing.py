@@ -59,3 +59,9 @@ def test_break_even_unreachable_on_slow_machine(llama_8b):
     assert point.capacity_per_month == pytest.approx(3600 / (200 / 65) * 730, rel=1e-6)
     assert not point.reachable
     assert point.self_hosted_per_request_at_capacity > point.pay_per_token_per_request
+
+
+@pytest.mark.parametrize("requests", [-1000.0, float("nan"), float("inf")])
+def test_workload_rejects_bad_request_count(requests):
+    with pytest.raises(ValueError, match="requests_per_month must be a finite number >= 0"):
+        pricing.Workload("bad", requests_per_month=requests, input_tokens=500, output_tokens=200)
