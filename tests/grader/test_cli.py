@@ -73,3 +73,21 @@ def test_pytest_route_skips_other_labs():
     result = subprocess.run(command, cwd=course_root(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:]
     assert "skipped" in result.stdout
+
+
+def test_parallel_grading_keeps_stdout(tmp_path):
+    # Two jobs load llama.cpp vocabularies at the same time; Llama(verbose=False) points stdout at
+    # /dev/null while it loads, and without a shared lock the JSON below came out empty.
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name in ("solution.ipynb", "bug_strict_decode.ipynb"):
+        (folder / name).write_bytes((FIXTURES / name).read_bytes())
+    command = [sys.executable, "-m", "labkit", "grade", str(folder), "--lab", "1.1", "--jobs", "2",
+               "--json", "--out", str(tmp_path / "graded")]
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = json.loads(result.stdout)
+    assert printed["solution"]["score"] == 32
+    assert printed["bug_strict_decode"]["score"] < 32

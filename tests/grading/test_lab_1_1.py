@@ -300,10 +300,13 @@ def _gpt2_ranks() -> dict[bytes, int]:
 
 def _llama_cpp_ids(vocabulary: str, text: str) -> list[int]:
     """Token ids of text from llama.cpp's own tokenizer (no BOS, specials as plain text)."""
-    import llama_cpp
+    from labkit.native_log import REDIRECT_LOCK, import_llama_cpp
 
-    tokenizer = llama_cpp.Llama(model_path=str(assets.llama_vocab_path(vocabulary)),
-                                vocab_only=True, verbose=False)
+    # The grader runs checks in threads; Llama(verbose=False) redirects stdout while it loads.
+    llama_cpp = import_llama_cpp()
+    with REDIRECT_LOCK:
+        tokenizer = llama_cpp.Llama(model_path=str(assets.llama_vocab_path(vocabulary)),
+                                    vocab_only=True, verbose=False)
     try:
         return tokenizer.tokenize(text.encode("utf-8"), add_bos=False, special=False)
     finally:

@@ -29,12 +29,14 @@ ENDPOINTS = ["databricks-meta-llama-3-1-8b-instruct", "databricks-gpt-oss-20b",
 
 @functools.cache
 def _llama3_counts() -> dict[str, int]:
-    import llama_cpp
-
     from labkit import assets
+    from labkit.native_log import REDIRECT_LOCK, import_llama_cpp
 
-    tokenizer = llama_cpp.Llama(model_path=str(assets.llama_vocab_path("llama-bpe")),
-                                vocab_only=True, verbose=False)
+    # The grader runs checks in threads; Llama(verbose=False) redirects stdout while it loads.
+    llama_cpp = import_llama_cpp()
+    with REDIRECT_LOCK:
+        tokenizer = llama_cpp.Llama(model_path=str(assets.llama_vocab_path("llama-bpe")),
+                                    vocab_only=True, verbose=False)
     try:
         return {name: len(tokenizer.tokenize(text.encode("utf-8"), add_bos=False, special=False))
                 for name, text in TEXTS.items()}
