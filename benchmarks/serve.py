@@ -16,10 +16,11 @@ every stream has the requested length:
   for concurrency; it needs the ``[server]`` extra of llama-cpp-python).
 
 It prints single-stream decode tokens/s and time to first token (best of ``--repeat`` runs,
-systems taking turns, with the median too), then aggregate tokens/s of *completed* streams and the share of streams
-that completed with ``--clients`` concurrent clients (the better of two runs each), and the ratios the targets are stated in:
-labkit/direct single-stream >= 0.95, labkit/llama_cpp.server single-stream >= 1.0, labkit /
-llama_cpp.server aggregate >= 2, and 100% of labkit's streams complete.
+systems taking turns, with the median too). Then it prints aggregate tokens/s of *completed*
+streams and the share of streams that completed with ``--clients`` concurrent clients (the best
+of three runs each). Last come the ratios the targets are stated in: labkit/direct single-stream
+>= 0.95, labkit/llama_cpp.server single-stream >= 1.0, labkit/llama_cpp.server aggregate >= 2,
+and 100% of labkit's streams complete.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def end_of_text_bias(alias: str) -> dict[int, float]:
 
 
 def single_stream(system: str, target, model: str, max_tokens: int, bias: dict[int, float]):
-    """One greedy stream of ``max_tokens`` from ``target`` (a Llama for "direct", else a base URL)."""
+    """Time one greedy stream of ``max_tokens`` from ``target`` (a Llama for "direct", else a base URL)."""
     if system == "direct":
         return stream_direct(target, PROMPT, max_tokens=max_tokens, logit_bias=bias)
     body = {"model": model, "prompt": PROMPT, "temperature": 0, "max_tokens": max_tokens,
@@ -106,15 +107,15 @@ def main(argv: list[str] | None = None) -> int:
             single_stream(name, target, args.model, 8, bias)  # warm-up
         names = list(targets)
         for round_ in range(args.repeat):
-            # Rotate who goes first, and pause between turns: llama.cpp's OpenMP threads keep
-            # spinning briefly after a decode, which would slow whoever comes right after.
+            # Rotate the order, and pause between turns: llama.cpp's OpenMP threads keep spinning
+            # briefly after a decode, which would slow the next system down.
             for name in names[round_ % 3:] + names[:round_ % 3]:
                 time.sleep(PAUSE)
                 singles[name].append(single_stream(name, targets[name], args.model, args.tokens, bias))
             print(f"single-stream round {round_ + 1}/{args.repeat} done", flush=True)
 
         loads: dict[str, list] = {"labkit": [], "llama_cpp.server": []}
-        for _ in range(2):
+        for _ in range(3):
             for name in loads:
                 time.sleep(PAUSE)
                 loads[name].append(concurrent_streams(targets[name], args.model, args.clients,
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                       "ttft": min(r.time_to_first_token for r in results),
                       "decode_median": median(r.decode_rate for r in results)}
         if name in loads:
-            # The better of two runs: interference from elsewhere only ever slows a run down.
+            # The best of three runs: interference from elsewhere only ever slows a run down.
             rows[name]["load"] = max(loads[name], key=lambda r: r.aggregate_tokens_per_second)
 
     print()

@@ -336,6 +336,8 @@ class Engine:
         prepared = _Prepared(model=info.id, kind=kind, prompt_tokens=sum(len(t) for t in prompts),
                              sequences=[], n=n, echo_texts=echo_texts, logprobs=logprobs is not None)
         loop = asyncio.get_running_loop()
+        # NOTE: each of the n choices prefills the prompt on its own. Copying the first choice's
+        # KV cells (llama_memory_seq_cp) would save that work for long prompts.
         for p, tokens in enumerate(prompts):
             for j in range(n):
                 index = p * n + j
