@@ -1,10 +1,7 @@
 """Serving: labkit's server against llama.cpp called directly and llama-cpp-python's own server.
 
-    .venv/bin/python -P benchmarks/serve.py                    # SmolLM2, 128 tokens, 8 clients
-    .venv/bin/python -P benchmarks/serve.py --model gemma3-270m --repeat 5 --json serve.json
-
-(``-P`` keeps the benchmarks folder off ``sys.path``, where a script named like a standard module,
-such as ``tokenize.py``, would shadow it.)
+    .venv/bin/python benchmarks/serve.py                       # SmolLM2, 128 tokens, 8 clients
+    .venv/bin/python benchmarks/serve.py --model gemma3-270m --repeat 5 --json serve.json
 
 All three run the same GGUF with 2 threads, greedy, with the end-of-text tokens biased away so
 every stream has the requested length:
@@ -25,12 +22,18 @@ and 100% of labkit's streams complete.
 
 from __future__ import annotations
 
-import argparse
+import os
+import sys
+
+# Python puts this script's folder first on sys.path, where benchmarks/tokenize.py would shadow the
+# standard tokenize module that asyncio imports; drop the folder before importing anything else.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse  # noqa: E402 - after the sys.path fix above
 import asyncio
 import contextlib
 import json
 import statistics
-import sys
 import time
 
 from labkit import assets
