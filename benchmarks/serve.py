@@ -26,7 +26,7 @@ import os
 import sys
 
 # Python puts this script's folder first on sys.path, where benchmarks/tokenize.py would shadow the
-# standard tokenize module that asyncio imports; drop the folder before importing anything else.
+# standard tokenize module that asyncio imports. So the folder goes before anything else is imported.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import argparse  # noqa: E402 - after the sys.path fix above
