@@ -1,6 +1,7 @@
 """Concurrency, cancellation, queue limits, API keys and body limits on live servers with real models."""
 
 import asyncio
+import logging
 import time
 
 import httpx
@@ -98,7 +99,13 @@ def test_request_joins_running_stream(server, client):
 
 # -- cancellation frees the sequence -----------------------------------------------------------
 
-def test_stream_disconnect_frees_sequence(server):
+def _cancelled_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if "model=gemma3-270m" in r.getMessage() and "finish_reason=cancelled" in r.getMessage()]
+
+
+def test_stream_disconnect_frees_sequence(server, caplog):
+    caplog.set_level(logging.INFO, logger="labkit.serve.engine")
     scheduler = server.engine._served["gemma3-270m"].scheduler
     body = {"model": "gemma3-270m", "prompt": "Once upon a time", "max_tokens": 1500, "stream": True,
             "logit_bias": _no_end_of_generation(server, "gemma3-270m")}
@@ -109,15 +116,18 @@ def test_stream_disconnect_frees_sequence(server):
         assert scheduler.active == 1
     # 1500 tokens take far longer than this at tens of tokens per second.
     assert _wait_until_idle(scheduler) < 10
+    assert len(_cancelled_lines(caplog)) == 1
 
 
 def test_non_stream_disconnect_frees_sequence(server, caplog):
+    caplog.set_level(logging.INFO, logger="labkit.serve.engine")
     scheduler = server.engine._served["gemma3-270m"].scheduler
     body = {"model": "gemma3-270m", "prompt": "Once upon a time", "max_tokens": 1500,
             "logit_bias": _no_end_of_generation(server, "gemma3-270m")}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server.base_url}/v1/completions", json=body, timeout=httpx.Timeout(60, read=1.5))
     assert _wait_until_idle(scheduler) < 10
+    assert len(_cancelled_lines(caplog)) == 1
 
 
 # -- bounded queue -----------------------------------------------------------------------------
