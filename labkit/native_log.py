@@ -8,7 +8,7 @@ everything else at DEBUG (shown with ``labkit -v``).
 
 ``llama_cpp.Llama(verbose=False)`` also silences loading by pointing file descriptors 1 and 2 at
 /dev/null and back. Two threads doing that at once can leave standard output pointing at
-/dev/null for good, so every such call in labkit holds :data:`REDIRECT_LOCK`.
+/dev/null for good, so every such call in labkit takes :data:`REDIRECT_LOCK` first.
 
 >>> llama_cpp = import_llama_cpp()                                  # doctest: +SKIP
 >>> with REDIRECT_LOCK:                                             # doctest: +SKIP

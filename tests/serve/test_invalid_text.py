@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-# Raw JSON, because Python's json module would reject these strings when encoding.
+# Raw JSON bytes, because httpx encodes a json= body as UTF-8, which cannot carry a lone surrogate.
 BODIES = {
     "chat": ("/v1/chat/completions",
              b'{"model": "smollm2", "max_tokens": 2, "messages": [{"role": "user", "content": "hi \\ud800"}]}'),
