@@ -33,6 +33,7 @@ from labkit.tokenize.gguf_metadata import read_gguf_metadata
 from labkit.tokenize.gguf_vocab import ROLE_KEYS, TokenType
 from labkit.tokenize.specials import (
     AllowedSpecial,
+    RoleIds,
     allowed_special_ids,
     check_disallowed,
     disallowed_strings,
@@ -68,7 +69,7 @@ def _quiet_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-class LlamaCppVocabulary:
+class LlamaCppVocabulary(RoleIds):
     """A GGUF vocabulary run by llama.cpp, with the encode/decode methods of ``Vocabulary``."""
 
     backend = "llama.cpp"
@@ -115,26 +116,6 @@ class LlamaCppVocabulary:
 
     def __repr__(self) -> str:
         return f"LlamaCppVocabulary({self.name!r}, n_vocab={self.n_vocab}, model={self.model_type!r})"
-
-    def _role_id(self, role: str) -> int | None:
-        string = self.roles.get(role)
-        return None if string is None else self.special_tokens[string]
-
-    @property
-    def bos_id(self) -> int | None:
-        return self._role_id("bos")
-
-    @property
-    def eos_id(self) -> int | None:
-        return self._role_id("eos")
-
-    @property
-    def pad_id(self) -> int | None:
-        return self._role_id("pad")
-
-    @property
-    def unk_id(self) -> int | None:
-        return self._role_id("unk")
 
     # --- encoding -------------------------------------------------------------------------------
 

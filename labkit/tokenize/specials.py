@@ -122,3 +122,34 @@ def partition(text: str, literal_tokens: Mapping[str, int]) -> list[str | int]:
                     cut.append(piece)
         fragments = cut
     return fragments
+
+
+class RoleIds:
+    """Ids of the BOS, EOS, PAD and UNK roles, for a vocabulary with ``roles`` and ``special_tokens``.
+
+    ``roles`` maps a role to its special token's string and ``special_tokens`` maps that string to
+    its id; a role the vocabulary does not have gives None.
+    """
+
+    roles: dict[str, str]
+    special_tokens: dict[str, int]
+
+    def _role_id(self, role: str) -> int | None:
+        string = self.roles.get(role)
+        return None if string is None else self.special_tokens[string]
+
+    @property
+    def bos_id(self) -> int | None:
+        return self._role_id("bos")
+
+    @property
+    def eos_id(self) -> int | None:
+        return self._role_id("eos")
+
+    @property
+    def pad_id(self) -> int | None:
+        return self._role_id("pad")
+
+    @property
+    def unk_id(self) -> int | None:
+        return self._role_id("unk")

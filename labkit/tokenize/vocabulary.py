@@ -38,6 +38,7 @@ from labkit.tokenize.pretokenize import compile_pattern
 from labkit.tokenize.specials import (
     ROLES,
     AllowedSpecial,
+    RoleIds,
     allowed_special_ids,
     check_disallowed,
     disallowed_strings,
@@ -68,7 +69,7 @@ def replace_lone_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-class Vocabulary:
+class Vocabulary(RoleIds):
     """A byte-level BPE vocabulary and its encoder (see the module docstring).
 
     ``ranks`` maps token bytes to a rank, which is also the token's id. ``special_tokens`` are
@@ -199,26 +200,6 @@ class Vocabulary:
     @property
     def backend(self) -> Backend:
         return self._backend
-
-    def _role_id(self, role: str) -> int | None:
-        string = self.roles.get(role)
-        return None if string is None else self.special_tokens[string]
-
-    @property
-    def bos_id(self) -> int | None:
-        return self._role_id("bos")
-
-    @property
-    def eos_id(self) -> int | None:
-        return self._role_id("eos")
-
-    @property
-    def pad_id(self) -> int | None:
-        return self._role_id("pad")
-
-    @property
-    def unk_id(self) -> int | None:
-        return self._role_id("unk")
 
     def __repr__(self) -> str:
         return (f"Vocabulary({self.name!r}, n_vocab={self.n_vocab}, {len(self.special_tokens)} special, "
