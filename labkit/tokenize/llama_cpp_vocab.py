@@ -39,7 +39,7 @@ from labkit.tokenize.specials import (
     disallowed_strings,
     partition,
 )
-from labkit.tokenize.vocabulary import check_error_handler, replace_lone_surrogates
+from labkit.tokenize.vocabulary import TextDecoding, replace_lone_surrogates
 
 
 # Texts longer than this many characters go to llama.cpp's SentencePiece in pieces (see
@@ -69,7 +69,7 @@ def _quiet_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-class LlamaCppVocabulary(RoleIds):
+class LlamaCppVocabulary(RoleIds, TextDecoding):
     """A GGUF vocabulary run by llama.cpp, with the encode/decode methods of ``Vocabulary``."""
 
     backend = "llama.cpp"
@@ -259,16 +259,3 @@ class LlamaCppVocabulary(RoleIds):
         self._check_ids(ids)
         return ids
 
-    def decode(self, ids: Iterable[int], *, errors: str = "replace", skip_special_tokens: bool = False) -> str:
-        """Return the text of ``ids``, decoded as UTF-8 with ``errors`` (default: U+FFFD for bad bytes)."""
-        check_error_handler(errors)
-        data = self.decode_bytes(ids, skip_special_tokens=skip_special_tokens)
-        try:
-            return data.decode("utf-8", errors)
-        except UnicodeDecodeError as error:
-            raise TokenizerError(f"the tokens' bytes are not valid UTF-8 ({error.reason} at byte {error.start}); "
-                                 "decode with errors='replace' or use decode_bytes") from None
-
-    def token_pieces(self, ids: Iterable[int]) -> list[str]:
-        """Return each token on its own, readable: UTF-8 where valid, ``\\xNN`` for other bytes."""
-        return [self.token_bytes(i).decode("utf-8", "backslashreplace") for i in ids]

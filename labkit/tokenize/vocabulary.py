@@ -69,7 +69,25 @@ def replace_lone_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-class Vocabulary(RoleIds):
+class TextDecoding:
+    """``decode`` and ``token_pieces`` for a vocabulary that provides ``decode_bytes`` and ``token_bytes``."""
+
+    def decode(self, ids: Iterable[int], *, errors: str = "replace", skip_special_tokens: bool = False) -> str:
+        """Return the text of ``ids``: their bytes decoded as UTF-8 with ``errors`` (see the module docstring)."""
+        check_error_handler(errors)
+        data = self.decode_bytes(ids, skip_special_tokens=skip_special_tokens)
+        try:
+            return data.decode("utf-8", errors)
+        except UnicodeDecodeError as error:
+            raise TokenizerError(f"the tokens' bytes are not valid UTF-8 ({error.reason} at byte {error.start}); "
+                                 "decode with errors='replace' or use decode_bytes") from None
+
+    def token_pieces(self, ids: Iterable[int]) -> list[str]:
+        """Return each token on its own, readable: UTF-8 where valid, ``\\xNN`` for other bytes."""
+        return [self.token_bytes(i).decode("utf-8", "backslashreplace") for i in ids]
+
+
+class Vocabulary(RoleIds, TextDecoding):
     """A byte-level BPE vocabulary and its encoder (see the module docstring).
 
     ``ranks`` maps token bytes to a rank, which is also the token's id. ``special_tokens`` are
@@ -290,16 +308,3 @@ class Vocabulary(RoleIds):
             if self._decoder[int(token_id)] is None:
                 raise TokenizerError(f"token id {token_id} at position {position} is unused in {self.name!r}")
 
-    def decode(self, ids: Iterable[int], *, errors: str = "replace", skip_special_tokens: bool = False) -> str:
-        """Return the text of ``ids``: their bytes decoded as UTF-8 with ``errors`` (see the module docstring)."""
-        check_error_handler(errors)
-        data = self.decode_bytes(ids, skip_special_tokens=skip_special_tokens)
-        try:
-            return data.decode("utf-8", errors)
-        except UnicodeDecodeError as error:
-            raise TokenizerError(f"the tokens' bytes are not valid UTF-8 ({error.reason} at byte {error.start}); "
-                                 "decode with errors='replace' or use decode_bytes") from None
-
-    def token_pieces(self, ids: Iterable[int]) -> list[str]:
-        """Return each token on its own, readable: UTF-8 where valid, ``\\xNN`` for other bytes."""
-        return [self.token_bytes(i).decode("utf-8", "backslashreplace") for i in ids]
