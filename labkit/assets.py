@@ -467,8 +467,8 @@ def llama_vocab_path(name: str) -> Path:
 def llama_vocab_test_cases(name: str) -> list[tuple[str, list[int]]]:
     """Return llama.cpp's test vectors for a vocabulary as (text, expected ids without BOS) pairs.
 
-    The ``.inp`` file holds the texts separated by lines ``__ggml_vocab_test__``; line i of the
-    ``.out`` file holds the ids of text i, separated by spaces.
+    The ``.inp`` file contains the texts, separated by lines ``__ggml_vocab_test__``. Line i of
+    the ``.out`` file contains the ids of text i, separated by spaces.
     """
     # Read bytes: text mode would turn the "\r\n" inside some test inputs into "\n".
     inp = require("llama-cpp-vocabs", f"ggml-vocab-{name}.gguf.inp").read_bytes().decode("utf-8")

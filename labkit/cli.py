@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (OSError, ValueError, RuntimeError, OverflowError) as error:
-        # Bad paths, ports and values reach here from deep inside a command. Users get one line;
-        # `labkit -v` keeps the traceback for whoever debugs labkit itself.
+        # Bad paths, ports and values reach here from deep inside a command. Users get one line,
+        # and `labkit -v` re-raises so the traceback is there for debugging labkit itself.
         if args.verbose:
             raise
         print(f"labkit {args.command}: {type(error).__name__}: {error} "

@@ -2,7 +2,7 @@
 
 A byte-level BPE token can end in the middle of a UTF-8 character ("é" is two bytes and may be
 split across two tokens). Decoding each piece on its own would print U+FFFD replacement characters
-in a stream where the whole text is valid; this decoder holds back an incomplete sequence until
+in a stream where the whole text is valid. This decoder keeps an incomplete sequence back until
 the next piece completes it.
 
 >>> decoder = IncrementalDecoder()

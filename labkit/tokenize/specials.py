@@ -127,8 +127,8 @@ def partition(text: str, literal_tokens: Mapping[str, int]) -> list[str | int]:
 class RoleIds:
     """Ids of the BOS, EOS, PAD and UNK roles, for a vocabulary with ``roles`` and ``special_tokens``.
 
-    ``roles`` maps a role to its special token's string and ``special_tokens`` maps that string to
-    its id; a role the vocabulary does not have gives None.
+    ``roles`` maps a role to its special token's string, and ``special_tokens`` maps that string to
+    its id. A role the vocabulary does not have gives None.
     """
 
     roles: dict[str, str]
